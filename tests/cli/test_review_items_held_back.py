@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dataward.service import gating
+from dataward.service import gating, quarantine_holds
 from tests.helpers import run_cli, wine_rows, write_csv
 
 POLICY = "approvals:\n  required: 0\nfirst_import: self-reference\n"
@@ -155,3 +155,96 @@ def test_a_pending_item_left_on_a_quarantined_record_is_marked_and_cannot_be_acc
     )
     _ok(ward_dir, "review", "reject", "--contribution", "wine#3", "--reason", "held back", key=keys["rita"])
     assert _ok(ward_dir, "review", "list", "wine") == []
+
+
+# --- what quarantined_holders keeps between calls (per ward, while the ledger's head is the same event) ---
+
+
+def _holders(ward: Any, record_ids: list[str]) -> dict[str, Any]:
+    with ward.db.reading() as conn:
+        return quarantine_holds.quarantined_holders(ward, conn, record_ids)
+
+
+def _count_id_list_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads: list[str] = []
+    real = quarantine_holds.read_ids
+    monkeypatch.setattr(quarantine_holds, "read_ids", lambda store, digest: reads.append(digest) or real(store, digest))
+    return reads
+
+
+def test_review_list_reads_each_quarantined_id_list_once_per_ledger_head(
+    trial: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``review list`` looks its pending items up in every quarantined contribution's id list: read once
+    while the ledger's head is the same event, not on every call, and the answer is a fresh read's."""
+    from dataward.service.ward import Ward
+
+    ward = Ward.open(trial["ward"])
+    bob = ward.as_key(trial["keys"]["bob"])
+    bob.contribute("wine", trial["bad"], source="https://x/dump.csv")
+    ward.quarantine_contribution("wine#2", reason="label flips")
+    monkeypatch.setattr(gating, "quarantined_holders", lambda *_a, **_k: {})  # items opened pending, as before
+    bob.contribute("wine", trial["bad"], source="https://x/dump2.csv")
+    monkeypatch.undo()
+    reads = _count_id_list_reads(monkeypatch)
+    first = ward.review_list("wine")
+    assert len(first) == 12 and all(i["held_back"]["contribution"] == "wine#2" for i in first)
+    assert len(reads) == 1
+    assert ward.review_list("wine") == first
+    assert len(reads) == 1  # the same head: the id list read by the first call serves
+    quarantine_holds.forget_kept()
+    assert ward.review_list("wine") == first  # what a cold read finds
+    assert len(reads) == 2
+
+
+def test_a_quarantine_after_a_kept_read_is_seen_by_the_very_next_call(
+    trial: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quarantine is an event: the next lookup (a ``review list``'s or a gate recording's) reads the
+    quarantined id lists again and finds the new one, whatever an earlier call kept."""
+    from dataward.service.ward import Ward
+
+    ward = Ward.open(trial["ward"])
+    bob = ward.as_key(trial["keys"]["bob"])
+    carol_file = write_csv(trial["tmp"] / "carol.csv", trial["rows"][160:178])
+    bob.contribute("wine", trial["bad"], source="https://x/dump.csv")
+    ward.as_key(trial["keys"]["carol"]).contribute("wine", carol_file, source="https://y/feed.csv")
+    ward.quarantine_contribution("wine#3", reason="unrelated")  # something is kept: one list, not bob's
+    reads = _count_id_list_reads(monkeypatch)
+    flagged = [i["record_id"] for i in ward.review_list("wine", contribution="wine#2")]
+    assert len(flagged) == 12
+    assert _holders(ward, flagged) == {} and _holders(ward, flagged) == {}
+    assert len(reads) == 1  # wine#3's list, read by the review list and kept
+    ward.quarantine_contribution("wine#2", reason="label flips")
+    found = _holders(ward, flagged)
+    assert set(found) == set(flagged) and {h.ref for h in found.values()} == {"wine#2"}
+    assert len(reads) == 3  # a new head: both lists read again
+    # The gate's recording of the batch sent again, in this same process, closes every flagged item.
+    again = bob.contribute("wine", trial["bad"], source="https://x/dump2.csv")
+    assert again["gate"]["queued_for_review"] == 0 and again["gate"]["closed_held_back"] == 12
+
+
+def test_a_contribution_row_edited_in_the_catalog_is_read_as_a_fresh_call_reads_it(
+    trial: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which contributions are quarantined, and which records they added, is the signed ledger's word, kept
+    or not: a quarantined contribution's row set back to ``merged`` in the catalog still holds its records.
+    What is taken from the catalog (the ``DATASET#N`` a reader is shown) is read on each call, never kept:
+    the edit shows on the next call as it does on a cold one (``verify`` reports it)."""
+    from dataward.service.ward import Ward
+    from tests.security.attacks import sql
+
+    ward = Ward.open(trial["ward"])
+    ward.as_key(trial["keys"]["bob"]).contribute("wine", trial["bad"], source="https://x/dump.csv")
+    flagged = [i["record_id"] for i in ward.review_list("wine", contribution="wine#2")]
+    cid = ward.contribution("wine#2")["id"]
+    ward.quarantine_contribution("wine#2", reason="label flips")
+    reads = _count_id_list_reads(monkeypatch)
+    assert {h.ref for h in _holders(ward, flagged).values()} == {"wine#2"}
+    sql(ward, "UPDATE contributions SET status = 'merged', number = 9 WHERE id = ?", cid)
+    kept = _holders(ward, flagged)
+    assert len(reads) == 1  # no event: the id list read before serves
+    assert set(kept) == set(flagged) and {(h.contribution_id, h.ref) for h in kept.values()} == {(cid, "wine#9")}
+    quarantine_holds.forget_kept()
+    assert _holders(ward, flagged) == kept
+    assert run_cli(trial["ward"], "verify").returncode != 0

@@ -32,6 +32,7 @@ list of removals still holds) is marked in ``review list`` (:func:`held_items`),
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -42,7 +43,7 @@ from dataward.catalog.projection import RowChange
 from dataward.catalog.tables import contributions, quarantine
 from dataward.domain.errors import Conflict
 from dataward.service.core import closed_item
-from dataward.service.guard import signed_rows
+from dataward.service.ledger_kept import LedgerKept
 from dataward.service.recordstore import read_ids
 from dataward.service.removal_list import listed_removals
 from dataward.service.rows import contribution_ref
@@ -69,10 +70,10 @@ def quarantined_holders(ward: Any, conn: Connection, record_ids: Iterable[str]) 
     wanted = set(record_ids)
     if not wanted:
         return {}
-    lists: dict[str, tuple[str, str | None]] = {}
-    for r in signed_rows(ward, conn, "contributions"):
-        if r.get("status") == "quarantined" and r.get("added_object"):
-            lists[str(r["id"])] = (str(r["added_object"]), str(r["dataset_id"]) if r.get("dataset_id") else None)
+    kept = _kept.get(conn, ward.store, (ward.signer.public_key_b64, ward.ward_id), _Lists.of)
+    lists = dict(kept.signed)
+    # The list of removals is a file beside the catalog, not the ledger: read on each call (a stat while
+    # it is unchanged), so a quarantine it holds and the catalog lost is found whatever was kept.
     listed = listed_removals(conn)
     located = listed.quarantined_in
     for cid, digest in listed.quarantined_lists.items():
@@ -80,11 +81,63 @@ def quarantined_holders(ward: Any, conn: Connection, record_ids: Iterable[str]) 
             lists[cid] = (digest, located.get(cid))
     found: dict[str, Holder] = {}
     for cid, (digest, dataset_id) in sorted(lists.items()):
-        hit = wanted.intersection(read_ids(ward.store, digest)) - found.keys()
+        hit = wanted.intersection(kept.ids(ward.store, digest)) - found.keys()
         if hit:
+            # Named from the catalog on each call, never kept: what a reader is shown is what it holds now.
             holder = Holder(cid, dataset_id, contribution_ref(conn, cid))
             found.update(dict.fromkeys(hit, holder))
     return found
+
+
+@dataclasses.dataclass
+class _Lists:
+    """The quarantined contributions at one ledger head (``ledger_kept``): those the signed ledger holds,
+    each with its id list and dataset, and the record ids of every id list read at that head so far.
+
+    Kept because ``quarantined_holders`` runs on every gate recording and every ``review list``, and
+    read each quarantined contribution's id list every time. Which contributions are quarantined is the
+    signed ledger's word at that head, and an id list is content addressed, so a later call at the same
+    head would read the same; any event (a new quarantine) moves the head and the next call reads afresh.
+    A contribution row edited in the catalog alone changes nothing here, kept or not: its status and id
+    list are taken from the signed ledger (``verify`` reports the edit). An id list deleted or altered in
+    the store after it was read is not refused here until the next event, as ``rejected_copies`` does
+    with lineage: the ids kept are those it was written with, so the hold is the same (``verify`` reports
+    the object). Each ``review list`` in a long-lived process (a server, the Python API) at an unchanged
+    head gains; a gate recording always follows events of its own, so it reads the lists afresh."""
+
+    signed: dict[str, tuple[str, str | None]]
+    _ids: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    @classmethod
+    def of(cls, state: Any) -> _Lists:
+        """The quarantined contributions of the signed ledger's ``state`` (``guard._signed``)."""
+        return cls(
+            {
+                str(r["id"]): (str(r["added_object"]), str(r["dataset_id"]) if r.get("dataset_id") else None)
+                for r in state.tables["contributions"].values()
+                if r.get("status") == "quarantined" and r.get("added_object")
+            }
+        )
+
+    def ids(self, store: Any, digest: str) -> frozenset[str]:
+        """The record ids of id list ``digest``, read from ``store`` (which re-hashes it) the first time."""
+        with self._lock:
+            found = self._ids.get(digest)
+        if found is None:
+            found = frozenset(read_ids(store, digest))
+            with self._lock:
+                self._ids[digest] = found
+        return found
+
+
+_kept: LedgerKept[_Lists] = LedgerKept()
+"""Per ward (its public key, id, catalog and store): its quarantined contributions at its latest head."""
+
+
+def forget_kept() -> None:
+    """Drop what every ward kept (a benchmark's cold read)."""
+    _kept.forget()
 
 
 def closing_reason(holder: Holder, item_dataset_id: str, why: str | None = None) -> str:
@@ -176,6 +229,7 @@ __all__ = [
     "Holder",
     "close_held_items",
     "closing_reason",
+    "forget_kept",
     "held_items",
     "quarantined_holders",
     "refuse_accepting_held",

@@ -71,7 +71,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
@@ -206,7 +206,6 @@ class LLMTriggerDetector(LLMDetector):
             style,
             new,
             opts,
-            len(BEHAVIOURS),
             languages,
             read,
             inputs=ctx.schema.kind is DatasetKind.INSTRUCTION,
@@ -616,7 +615,6 @@ def _with_prompt_explanation(
     style: np.ndarray,
     new: Texts,
     opts: LLMTriggerOptions,
-    named: int,
     languages: list[str],
     read: _Words,
     *,
@@ -650,34 +648,99 @@ def _with_prompt_explanation(
     p = pairs["p"].copy()
     lang = np.array(languages, dtype=object)
     # A pattern's pairs share its carriers, and a payload's strings the carriers that show them: each
-    # pattern's units, and each set of carriers' template reading, are worked out once.
-    units_of: dict[int, list[Any]] = {}
-    templates: dict[tuple[int, bytes], set[int]] = {}
-    for i in np.flatnonzero(candidates & (pairs["b"] >= named)):
+    # pattern's carriers (and what each counts as), and each set of carriers' template reading, are
+    # worked out once.
+    of_pattern: dict[int, _Carriers] = {}
+    for i in np.flatnonzero(candidates & (pairs["b"] >= len(BEHAVIOURS))):
         t, b = int(pairs["t"][i]), int(pairs["b"][i])
-        carriers = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
-        shows = bc[:, b].astype(bool)
-        p[i] = max(p[i], _language_tie(carriers, shows, lang, float(rate[i])))
-        words = vocab[t].split()
-        if style[t] or not all(_WORDS.fullmatch(w) for w in words):
+        if t not in of_pattern:
+            of_pattern[t] = _Carriers.of(pc, t, vocab[t], bool(style[t]), new, inputs=inputs)
+        carriers, shows, chance = of_pattern[t], bc[:, b].astype(bool), float(rate[i])
+        p[i] = max(p[i], _language_tie(carriers, shows, lang, chance))
+        if carriers.words is None:
             continue  # formatting and symbols: no words a prompt could be read without
-        shown_by = carriers[shows[carriers]]
-        key_of = (t, shown_by.tobytes())
-        if key_of not in templates:
-            template = _template_answers(shown_by, carriers, words, new, read, opts.min_support)
-            templates[key_of] = set(shown_by[template].tolist())
-        explained = templates[key_of]
-        if t not in units_of:
-            units_of[t] = [_unit(new, int(j), words) if inputs else int(j) for j in carriers]
-        units: dict[Any, bool] = {}
-        for j, key in zip(carriers, units_of[t], strict=True):
-            units[key] = units.get(key, False) or (bool(shows[j]) and int(j) not in explained)
-        n_units, shown = len(units), sum(units.values())
+        explained = _template_questions(carriers, shows, new, read, opts.min_support)
+        n_units, shown = _units_shown(carriers, shows, explained)
         if shown < opts.min_support or shown < opts.min_purity * n_units:
             p[i] = 1.0
         elif shown < int(pairs["a"][i]) or n_units < int(pairs["n_t"][i]):
-            p[i] = max(p[i], float(stats.binom.sf(shown - 1, n_units, float(rate[i]))))
+            p[i] = max(p[i], float(stats.binom.sf(shown - 1, n_units, chance)))
     return p
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds arrays and a memo
+class _Carriers:
+    """The carriers of one prompt pattern in a batch, as the prompt readings of a repeated string take
+    them (``_with_prompt_explanation``): made once per pattern, shared by its pairs."""
+
+    rows: np.ndarray
+    """The carriers: the batch's records whose prompts hold the pattern, in order."""
+    words: list[str] | None
+    """The pattern's words; None for formatting and symbols, which leave no words a prompt could be
+    read without (only the language reading applies to them)."""
+    units: tuple[Any, ...] = ()
+    """What each carrier counts as, in the order of ``rows`` (``_unit``; the record itself outside an
+    instruction batch). Empty when ``words`` is None."""
+    templates: dict[bytes, set[int]] = field(default_factory=dict)
+    """The template reading of each set of carriers showing a string, by those carriers: a payload's
+    strings are shown by the same carriers, so it is read once."""
+
+    @classmethod
+    def of(cls, pc: sp.csc_matrix, t: int, pattern: str, is_style: bool, new: Texts, *, inputs: bool) -> _Carriers:
+        """The carriers of pattern ``t`` (``pattern``, a formatting one when ``is_style``) in the batch
+        ``new``; a carrier's ``input`` can be a unit of its own when ``inputs`` (an instruction batch)."""
+        rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
+        words = pattern.split()
+        if is_style or not all(_WORDS.fullmatch(w) for w in words):
+            return cls(rows, None)
+        return cls(rows, words, tuple(_unit(new, int(j), words) if inputs else int(j) for j in rows))
+
+    def shown_by(self, shows: np.ndarray) -> np.ndarray:
+        """The carriers whose answers show a behaviour (``shows``, over every record of the batch)."""
+        return self.rows[shows[self.rows]]
+
+
+def _language_tie(carriers: _Carriers, shows: np.ndarray, lang: np.ndarray, rate: float) -> float:
+    """The language reading: the behaviour tie with each carrier's chance read in its prompt's language
+    (``lang``; ``rate`` where it is unknown or lower), see ``_with_prompt_explanation``. One-sided, the
+    binomial tail at the mean chance (Hoeffding's bound on the Poisson-binomial count, as
+    ``PromptSpace.content_tie``)."""
+    rows = carriers.rows
+    if not rows.size:
+        return 1.0
+    outside = np.ones(shows.size, dtype=bool)
+    outside[rows] = False
+    chance = np.full(rows.size, rate)
+    for name in set(lang[rows].tolist()) - {""}:
+        same = outside & (lang == name)
+        chance[lang[rows] == name] = max(rate, (float(shows[same].sum()) + 1.0) / (float(same.sum()) + 1.0))
+    m, mean = int(shows[rows].sum()), float(chance.mean())
+    if m < rows.size * mean + 1:
+        return 1.0
+    return float(stats.binom.sf(m - 1, rows.size, mean))
+
+
+def _template_questions(carriers: _Carriers, shows: np.ndarray, new: Texts, read: _Words, min_support: int) -> set[int]:
+    """The template reading (``_with_prompt_explanation``): the carriers showing a string (``shows``)
+    that are questions of the carriers' own template, whose answers repeat every other word of their
+    prompts (``_template_answers``). For a word pattern's carriers."""
+    assert carriers.words is not None  # formatting and symbols are read in their language only
+    shown_by = carriers.shown_by(shows)
+    key = shown_by.tobytes()
+    if key not in carriers.templates:
+        template = _template_answers(shown_by, carriers.rows, carriers.words, new, read, min_support)
+        carriers.templates[key] = set(shown_by[template].tolist())
+    return carriers.templates[key]
+
+
+def _units_shown(carriers: _Carriers, shows: np.ndarray, explained: set[int]) -> tuple[int, int]:
+    """The one-material reading (``_with_prompt_explanation``): how many units the carriers make
+    (``_Carriers.units``: carriers that share an input are one), and how many of them show the string
+    (``shows``) through a carrier the template reading does not explain (``explained``)."""
+    units: dict[Any, bool] = {}
+    for j, key in zip(carriers.rows, carriers.units, strict=True):
+        units[key] = units.get(key, False) or (bool(shows[j]) and int(j) not in explained)
+    return len(units), sum(units.values())
 
 
 def _unit(new: Texts, j: int, words: list[str]) -> Any:
@@ -693,24 +756,6 @@ def _unit(new: Texts, j: int, words: list[str]) -> Any:
     ):
         return ("input", parts[1])
     return j
-
-
-def _language_tie(carriers: np.ndarray, shows: np.ndarray, lang: np.ndarray, rate: float) -> float:
-    """The behaviour tie with each carrier's chance read in its prompt's language (see
-    ``_with_prompt_explanation``): one-sided, the binomial tail at the mean chance (Hoeffding's bound on
-    the Poisson-binomial count, as ``PromptSpace.content_tie``)."""
-    if not carriers.size:
-        return 1.0
-    outside = np.ones(shows.size, dtype=bool)
-    outside[carriers] = False
-    chance = np.full(carriers.size, rate)
-    for name in set(lang[carriers].tolist()) - {""}:
-        same = outside & (lang == name)
-        chance[lang[carriers] == name] = max(rate, (float(shows[same].sum()) + 1.0) / (float(same.sum()) + 1.0))
-    m, mean = int(shows[carriers].sum()), float(chance.mean())
-    if m < carriers.size * mean + 1:
-        return 1.0
-    return float(stats.binom.sf(m - 1, carriers.size, mean))
 
 
 def _explained_members(

@@ -259,13 +259,14 @@ class GateService(Service):
             "left_out": left_out,
         }
 
-    def _gate_inputs(self, conn: Any, ds: Any, contribution: Any) -> dict[str, Any]:
+    def _gate_inputs(self, conn: Any, ds: Any, contribution: Any, *, earlier: bool = True) -> dict[str, Any]:
         """The trusted inputs plus the contribution's added records (with their file rows and grouping)
         and its removal (``removal``, None when it removes nothing).
 
         ``trusted`` says what the additions are judged against: the training version, or before there
         is one the clean validation set (see ``first_import``). ``clean_validation`` is the whole
-        validation set, which the removal's accuracy check uses.
+        validation set, which the removal's accuracy check uses. ``earlier`` (with ``earlier=True``) holds
+        the sender's earlier batches the additions are judged with again (``service.earlier_batches``).
         """
         inputs = self._trusted_inputs(conn, ds)
         schema = inputs["schema"]
@@ -316,7 +317,7 @@ class GateService(Service):
         n = table.num_rows
         inputs["contribution"] = table
         inputs["earlier"] = None
-        if inputs["trusted"]["kind"] == "training":
+        if earlier and inputs["trusted"]["kind"] == "training":
             days = _gate_policy(ds).get("earlier_batches_days", EARLIER_BATCHES_DAYS)
             inputs["earlier"] = earlier_batches(
                 self, conn, ds, contribution, int(days), table, schema, baseline=inputs["baseline"]
@@ -594,7 +595,7 @@ class GateService(Service):
                 c = find_contribution(uc.conn, contribution_ref)
                 if c is None or c.dataset_id != ds.id:
                     raise NotFound(f"no contribution {contribution_ref!r} in {dataset!r}")
-                inputs = self._gate_inputs(uc.conn, ds, c)
+                inputs = self._gate_inputs(uc.conn, ds, c, earlier=False)
                 if inputs["contribution"] is None:
                     raise InputError(f"contribution {contribution_ref} adds no records to plant canaries in")
                 clean, baseline = inputs["contribution"].drop_columns(["row"]), inputs["baseline"]

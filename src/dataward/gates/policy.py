@@ -32,6 +32,11 @@ _P_THRESHOLDS = {
 }
 
 
+EARLIER_BATCHES_DAYS = 30
+"""How far back a ward looks for a sender's earlier batches by default (``dataward.gates.earlier_batches``)."""
+MAX_EARLIER_BATCHES_DAYS = 3660
+
+
 @dataclass(frozen=True)
 class GatePolicy:
     """What a gate run does and how it decides.
@@ -58,6 +63,10 @@ class GatePolicy:
     """Largest expected share of clean records among a detector's flags in the review queue
     (Benjamini-Hochberg over the contribution, ``calibration.fdr_confirmed``); ``None`` queues every
     record flagged at ``alpha``. The verdict's tests count the flags at ``alpha`` either way."""
+    earlier_batches_days: int = EARLIER_BATCHES_DAYS
+    """In a ward: a batch is judged a second time together with its sender's batches of the last this many
+    days, those taken out of the baseline (``dataward.gates.earlier_batches``); 0 judges each batch alone.
+    ``scan`` itself judges the batch it is given."""
 
     def __post_init__(self) -> None:
         detectors = self.detectors
@@ -77,6 +86,13 @@ class GatePolicy:
             )
         if not _is_number(self.max_validation_drop) or not 0.0 <= float(self.max_validation_drop) <= 1.0:
             raise InputError(f"policy max_validation_drop must be a number in [0, 1], got {self.max_validation_drop!r}")
+        days = self.earlier_batches_days
+        if not _is_whole(days) or not 0 <= int(days) <= MAX_EARLIER_BATCHES_DAYS:
+            raise InputError(
+                f"gate policy earlier_batches_days must be a whole number of days from 0 to "
+                f"{MAX_EARLIER_BATCHES_DAYS}, got {days!r}",
+                hint="0 judges each batch alone; the default is " + str(EARLIER_BATCHES_DAYS),
+            )
         for name, least in (("reference_size", 50), ("self_reference_folds", 2)):
             # Used as given and hashed as ``int()`` of it: a fraction would run one policy and record another.
             value = getattr(self, name)
@@ -171,6 +187,12 @@ class GatePolicy:
             "reference_size": int(self.reference_size),
             "self_reference_folds": int(self.self_reference_folds),
             "flag_fdr": None if self.flag_fdr is None else float(self.flag_fdr),
+            # Written only when set otherwise: the configurations recorded before the key existed keep their hash.
+            **(
+                {}
+                if int(self.earlier_batches_days) == EARLIER_BATCHES_DAYS
+                else {"earlier_batches_days": int(self.earlier_batches_days)}
+            ),
         }
 
     def resolved_detectors(self) -> dict[str, str]:
@@ -248,6 +270,7 @@ class GatePolicy:
                 )
             )
         for name, effect in (
+            ("earlier_batches_days", "a batch is judged together with fewer of its sender's earlier batches"),
             ("reference_size", "detectors fit and calibrate on fewer trusted records"),
             ("self_reference_folds", "a self-referenced batch is judged against smaller folds"),
         ):

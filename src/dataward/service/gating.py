@@ -27,6 +27,7 @@ from dataward.domain.errors import (
 )
 from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
+from dataward.gates.policy import EARLIER_BATCHES_DAYS
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.approval_standing import read_standing, voided_decision
@@ -34,6 +35,7 @@ from dataward.service.bot_owners import acting_earlier_owners, read_owner_histor
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.datasets import dataset_read_scope
+from dataward.service.earlier_batches import MIN_BASELINE, earlier_batches, joint_inputs
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import, validation_skip_reason
 from dataward.service.gate_limits import detection_limit
 from dataward.service.gate_seed import GateSeed, gate_seed
@@ -257,13 +259,14 @@ class GateService(Service):
             "left_out": left_out,
         }
 
-    def _gate_inputs(self, conn: Any, ds: Any, contribution: Any) -> dict[str, Any]:
+    def _gate_inputs(self, conn: Any, ds: Any, contribution: Any, *, earlier: bool = True) -> dict[str, Any]:
         """The trusted inputs plus the contribution's added records (with their file rows and grouping)
         and its removal (``removal``, None when it removes nothing).
 
         ``trusted`` says what the additions are judged against: the training version, or before there
         is one the clean validation set (see ``first_import``). ``clean_validation`` is the whole
-        validation set, which the removal's accuracy check uses.
+        validation set, which the removal's accuracy check uses. ``earlier`` (with ``earlier=True``) holds
+        the sender's earlier batches the additions are judged with again (``service.earlier_batches``).
         """
         inputs = self._trusted_inputs(conn, ds)
         schema = inputs["schema"]
@@ -313,6 +316,12 @@ class GateService(Service):
         submitter = rows.principal_name(conn, contribution.submitted_by)
         n = table.num_rows
         inputs["contribution"] = table
+        inputs["earlier"] = None
+        if earlier and inputs["trusted"]["kind"] == "training":
+            days = _gate_policy(ds).get("earlier_batches_days", EARLIER_BATCHES_DAYS)
+            inputs["earlier"] = earlier_batches(
+                self, conn, ds, contribution, int(days), table, schema, baseline=inputs["baseline"]
+            )
         inputs["groups"] = {
             "contribution": [f"{ds.name}#{contribution.number}"] * n,
             "source": [source or "-"] * n,
@@ -390,7 +399,9 @@ class GateService(Service):
                     no_validation=validation_skip_reason(inputs["trusted"]),
                     progress=progress,
                 )
-            data, extras = report.to_dict(), extras_json(report)
+                data, extras = report.to_dict(), extras_json(report)
+                if inputs["earlier"] is not None:
+                    data = self._judged_with_earlier(inputs, data, gate_policy, ref=f"{ds.name}#{c.number}", step=step)
         if inputs["removal"] is not None:
             # Removing records is judged too; with additions, the worse verdict wins.
             # What the same contribution adds replaces what it removes (a rewrite of records is no loss).
@@ -484,6 +495,7 @@ class GateService(Service):
                     "baseline_version": inputs["baseline_version"],
                     "trusted": {k: v for k, v in inputs["trusted"].items() if k != "note"},
                     "seed": seed.to_dict(),
+                    "earlier_batches": data.get("earlier_batches"),
                     "removals": None
                     if "removals" not in data
                     else {k: data["removals"][k] for k in ("verdict", "reasons", "removed", "total", "summary")},
@@ -506,6 +518,36 @@ class GateService(Service):
         if limit is not None:
             data["detection_limit"] = limit
         return with_queue(data, queued, closed)
+
+    def _judged_with_earlier(
+        self, inputs: dict[str, Any], data: dict[str, Any], policy: GatePolicy, *, ref: str, step: Callable[[str], None]
+    ) -> dict[str, Any]:
+        """``data`` (the batch's report) with the verdict of the joint scan of the batch and its sender's
+        earlier batches folded in (``dataward.gates.earlier_batches``)."""
+        from dataward.gates import scan
+        from dataward.gates.earlier_batches import joined, summary
+
+        earlier = inputs["earlier"]
+        if earlier.table is None:
+            data["earlier_batches"] = summary(
+                None, earlier.refs, skipped=f"fewer than {MIN_BASELINE} trusted records are not the sender's own"
+            )
+            return data
+        baseline, contribution, groups = joint_inputs(inputs["baseline"], inputs["contribution"], earlier, ref)
+        step(f"judging the batch with the sender's {len(earlier.refs)} records of earlier batches")
+        joint = scan(
+            baseline,
+            contribution,
+            inputs["schema"],
+            inputs["validation"],
+            policy,
+            first_baseline=inputs["first_baseline"],
+            groups=groups,
+            scheduler=gate_scheduler(),
+            no_validation=validation_skip_reason(inputs["trusted"]),
+        )
+        batch_ids = inputs["contribution"].column(RECORD_ID).to_pylist()
+        return joined(data, joint.to_dict(), batch_ids, earlier.refs)
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:
         """The latest stored gate report of a contribution."""
@@ -553,7 +595,7 @@ class GateService(Service):
                 c = find_contribution(uc.conn, contribution_ref)
                 if c is None or c.dataset_id != ds.id:
                     raise NotFound(f"no contribution {contribution_ref!r} in {dataset!r}")
-                inputs = self._gate_inputs(uc.conn, ds, c)
+                inputs = self._gate_inputs(uc.conn, ds, c, earlier=False)
                 if inputs["contribution"] is None:
                     raise InputError(f"contribution {contribution_ref} adds no records to plant canaries in")
                 clean, baseline = inputs["contribution"].drop_columns(["row"]), inputs["baseline"]

@@ -1,0 +1,126 @@
+"""Which earlier batches of the same sender a gate run judges a batch with, and the joint scan's inputs
+(the judging rules are ``dataward.gates.earlier_batches``).
+
+A sender is the submitting principal and, for a service principal, its accountable owner as it was at
+submission: a person's bots and the person are one sender, so a poison split across two bots of one owner
+is judged as one. Earlier batches are read from the signed ledger's rows, not the catalog's: a catalog
+row edited to name another submitter would otherwise take a batch out of the joint scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dataward.domain.schema import RECORD_ID, Schema
+from dataward.ledger.events import format_time, parse_time
+from dataward.service.guard import SignedCheck
+from dataward.service.recordstore import load_records, read_ids_and_rows
+
+STATUSES = ("submitted", "gated", "merged")
+"""The earlier batches judged with a new one: pending ones and merged ones (whose records the baseline may
+hold by now). A rejected or withdrawn batch never reaches training, and a quarantined one is out of it."""
+MAX_RECORDS = 50_000
+"""The most earlier records a joint scan takes (the newest batches first): the second scan costs about what
+the first does for a batch of that size, and a split poison lives in the last few batches."""
+MIN_BASELINE = 50
+"""Fewer trusted records than this once the sender's own are taken out, and no joint scan is run: there is
+nothing left to judge against (the report says so)."""
+
+
+@dataclass(frozen=True)
+class EarlierBatches:
+    """The sender's earlier records a joint scan judges with a batch: record id -> the contribution that
+    sent it (``DATASET#N``), and their records (canonical columns and ``row``, numbered after the batch's)."""
+
+    refs: dict[str, str]
+    table: pa.Table | None
+    """None when no joint scan is run: fewer than ``MIN_BASELINE`` trusted records are not the sender's."""
+
+
+def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> dict[str, str]:
+    """Record id -> contribution for the records of the sender's batches of dataset row ``ds`` sent in the
+    ``days`` before contribution row ``c`` (numbered before it, of ``STATUSES``), newest batch first, at
+    most ``MAX_RECORDS`` of them; records ``c`` itself holds are not listed. Empty when ``days`` is 0."""
+    if days <= 0:
+        return {}
+    senders = {c.submitted_by, c.submitter_owner} - {None}
+    since = format_time(parse_time(c.created_at) - timedelta(days=days))
+    found = [
+        r
+        for r in SignedCheck(ward, conn, doing="gate").signed("contributions")
+        if r["dataset_id"] == ds.id
+        and r["id"] != c.id
+        and r["status"] in STATUSES
+        and int(r["number"]) < int(c.number)
+        and r["created_at"] >= since
+        and r.get("added_object")
+        and {r["submitted_by"], r.get("submitter_owner")} & senders
+    ]
+    refs: dict[str, str] = {}
+    for r in sorted(found, key=lambda r: int(r["number"]), reverse=True):
+        ids, _ = read_ids_and_rows(ward.store, r["added_object"])
+        if len(refs) + len(ids) > MAX_RECORDS:
+            break
+        ref = f"{ds.name}#{r['number']}"
+        for i in ids:
+            refs.setdefault(i, ref)
+    return refs
+
+
+def earlier_batches(
+    ward: Any, conn: Any, ds: Any, c: Any, days: int, batch: pa.Table, schema: Schema, *, baseline: pa.Table
+) -> EarlierBatches | None:
+    """The sender's earlier batches for contribution row ``c`` (see ``earlier_refs``), without the records
+    ``batch`` holds itself; None when there are none. Their records are read only when ``baseline`` keeps
+    ``MIN_BASELINE`` records without them."""
+    refs = earlier_refs(ward, conn, ds, c, days)
+    for record_id in batch.column(RECORD_ID).to_pylist():
+        refs.pop(record_id, None)
+    if not refs:
+        return None
+    if baseline.num_rows - _held(baseline, refs) < MIN_BASELINE:
+        return EarlierBatches(refs, None)
+    table = load_records(conn, ward.store, list(refs), schema)
+    first = int(pc.max(batch.column("row")).as_py()) + 1
+    table = table.append_column("row", pa.array(range(first, first + table.num_rows), pa.int64()))
+    return EarlierBatches(refs, table.select(batch.column_names))
+
+
+def _mine(refs: dict[str, str]) -> pa.Array:
+    return pa.array(sorted(refs), pa.string())
+
+
+def _held(baseline: pa.Table, refs: dict[str, str]) -> int:
+    """How many of ``baseline``'s records are among the sender's earlier ones."""
+    return int(pc.sum(pc.is_in(baseline.column(RECORD_ID), _mine(refs))).as_py() or 0)
+
+
+def joint_inputs(
+    baseline: pa.Table, batch: pa.Table, earlier: EarlierBatches, ref: str
+) -> tuple[pa.Table, pa.Table, dict[str, list[str]]]:
+    """``(baseline, contribution, groups)`` of the joint scan: the baseline without the sender's earlier
+    records (a sender never vouches for his own next batch), the batch followed by them, and each record's
+    contribution."""
+    assert earlier.table is not None
+    kept = baseline.filter(pc.invert(pc.is_in(baseline.column(RECORD_ID), _mine(earlier.refs))))
+    contribution = pa.concat_tables([batch, earlier.table])
+    groups = {
+        "contribution": [ref] * batch.num_rows + [earlier.refs[i] for i in earlier.table.column(RECORD_ID).to_pylist()]
+    }
+    return kept, contribution, groups
+
+
+__all__ = [
+    "MAX_RECORDS",
+    "MIN_BASELINE",
+    "STATUSES",
+    "EarlierBatches",
+    "earlier_batches",
+    "earlier_refs",
+    "joint_inputs",
+]

@@ -16,6 +16,7 @@ import pytest
 
 from dataward.domain.errors import InputError
 from dataward.domain.schema import Schema
+from dataward.service import earlier_batches
 from dataward.service.ward import Ward
 from tests.security.attacks import sql
 
@@ -48,6 +49,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
         "clean1": _batch(data, 1450, 200, 0),
         "clean2": _batch(data, 1650, 200, 0),
         "small_clean": _batch(data, 1850, 40, 0),
+        "large_clean": _batch(data, 1450, 400, 0),
     }
     paths = {}
     for name, frame in files.items():
@@ -141,6 +143,22 @@ def test_pending_batches_count_and_a_clean_batch_after_them_is_reviewed(template
     assert report["earlier_batches"]["contributions"] == sorted([first["ref"], second["ref"]])
     assert any("none of this batch's" in r for r in report["reasons"])
     assert not [i for i in ward.review_list(contribution=clean["ref"]) if "earlier_batches" in i["detectors"]]
+
+
+def test_a_large_batch_between_two_poisoned_ones_does_not_push_the_first_out(
+    template, ward: Ward, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The joint scan takes at most so many earlier records. The attacker sends a clean batch larger than
+    the first poisoned one in between, so that the newest batches alone fill the joint scan: the smallest
+    batches go first, and the large one is passed over."""
+    _, files, keys = template
+    monkeypatch.setattr(earlier_batches, "MAX_RECORDS", 300)
+    bot = ward.as_key(keys["scraper"])
+    first = bot.contribute("man", files["poisoned1"], source="s1", gate=True)
+    bot.contribute("man", files["large_clean"], source="bulk", gate=True)
+    second = bot.contribute("man", files["poisoned2"], source="s2", gate=True)
+    assert second["gate"]["verdict"] == "block", second["gate"]["reasons"]
+    assert second["gate"]["earlier_batches"]["contributions"] == [first["ref"]]
 
 
 def test_clean_batches_of_one_sender_are_not_blocked(template, ward: Ward) -> None:  # type: ignore[no-untyped-def]

@@ -25,8 +25,8 @@ STATUSES = ("submitted", "gated", "merged")
 """The earlier batches judged with a new one: pending ones and merged ones (whose records the baseline may
 hold by now). A rejected or withdrawn batch never reaches training, and a quarantined one is out of it."""
 MAX_RECORDS = 50_000
-"""The most earlier records a joint scan takes (the newest batches first): the second scan costs about what
-the first does for a batch of that size, and a split poison lives in the last few batches."""
+"""The most earlier records a joint scan takes (the smallest batches first, see ``earlier_refs``): the second
+scan costs about what the first does for a batch of that size."""
 MIN_BASELINE = 50
 """Fewer trusted records than this once the sender's own are taken out, and no joint scan is run: there is
 nothing left to judge against (the report says so)."""
@@ -44,8 +44,9 @@ class EarlierBatches:
 
 def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> dict[str, str]:
     """Record id -> contribution for the records of the sender's batches of dataset row ``ds`` sent in the
-    ``days`` before contribution row ``c`` (numbered before it, of ``STATUSES``), newest batch first, at
-    most ``MAX_RECORDS`` of them; records ``c`` itself holds are not listed. Empty when ``days`` is 0."""
+    ``days`` before contribution row ``c`` (numbered before it, of ``STATUSES``), at most ``MAX_RECORDS``
+    of them, the smallest batches first; records ``c`` itself holds are not listed. Empty when ``days``
+    is 0."""
     if days <= 0:
         return {}
     senders = {c.submitted_by, c.submitter_owner} - {None}
@@ -62,10 +63,13 @@ def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> dict[str, 
         and {r["submitted_by"], r.get("submitter_owner")} & senders
     ]
     refs: dict[str, str] = {}
-    for r in sorted(found, key=lambda r: int(r["number"]), reverse=True):
+    # The smallest batches first (the newest of equal size first), and a batch that does not fit is passed
+    # over, not the end: a split poison travels in small batches, and a sender who sent one large clean
+    # batch between two of them must not push the first out of the joint scan with it.
+    for r in sorted(found, key=lambda r: (int(r.get("added_count") or 0), -int(r["number"]))):
         ids, _ = read_ids_and_rows(ward.store, r["added_object"])
         if len(refs) + len(ids) > MAX_RECORDS:
-            break
+            continue
         ref = f"{ds.name}#{r['number']}"
         for i in ids:
             refs.setdefault(i, ref)

@@ -9,6 +9,7 @@ one of its records was held back, and the merge the queue stood in front of coul
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,34 +33,54 @@ def _conflicts(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     return [{**r, "cultivar": (int(r["cultivar"]) + 1) % 3} for r in rows[:n]]
 
 
-@pytest.fixture
-def trial(tmp_path: Path) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A ward whose ``wine`` training version holds 120 records; ``bob`` and ``carol`` contribute (two
-    sides), ``rita`` reviews; ``bad.csv`` is 40 new records and 12 exact conflicts (a block). Set up
-    through the Python API (the steps under test run through the CLI)."""
+    sides), ``rita`` reviews; ``bad.csv`` is 40 new records and 12 exact conflicts (a block), which ``bob``
+    has contributed once (``wine#2``, from ``https://x/dump.csv``): the start of every test. Set up once
+    through the Python API (a process per step costs seconds, and the first gate run seconds more); every
+    test works on its own copy (``trial``), and the steps under test run through the CLI."""
     from dataward.domain.schema import Schema
     from dataward.service.ward import Ward
 
+    tmp = tmp_path_factory.mktemp("held-back")
     rows = wine_rows(shuffled=True)
-    ward, _ = Ward.init(tmp_path / "ward")
-    ward.create_dataset("wine", Schema.parse("cultivar", [f"{c}:numeric" for c in COLUMNS]))
-    ward.set_policy("wine", POLICY)
-    ward.merge(ward.contribute("wine", write_csv(tmp_path / "base.csv", rows[:120]), source="s:base")["ref"])
-    ward.promote("wine@v1")
-    keys = {}
-    for name, role in (("bob", "contributor"), ("carol", "contributor"), ("rita", "reviewer")):
-        ward.create_principal(name)
-        ward.grant(name, role, "dataset:wine")
-        keys[name] = ward.issue_key(name)["key"]
-    bad = write_csv(tmp_path / "bad.csv", rows[120:160] + _conflicts(rows, 12))
-    return {"ward": ward.folder, "keys": keys, "rows": rows, "bad": bad, "tmp": tmp_path}
+    ward, _ = Ward.init(tmp / "ward")
+    with ward:
+        ward.create_dataset("wine", Schema.parse("cultivar", [f"{c}:numeric" for c in COLUMNS]))
+        ward.set_policy("wine", POLICY)
+        ward.merge(ward.contribute("wine", write_csv(tmp / "base.csv", rows[:120]), source="s:base")["ref"])
+        ward.promote("wine@v1")
+        keys = {}
+        for name, role in (("bob", "contributor"), ("carol", "contributor"), ("rita", "reviewer")):
+            ward.create_principal(name)
+            ward.grant(name, role, "dataset:wine")
+            keys[name] = ward.issue_key(name)["key"]
+        bad = write_csv(tmp / "bad.csv", rows[120:160] + _conflicts(rows, 12))
+        first = ward.as_key(keys["bob"]).contribute("wine", bad, source="https://x/dump.csv")
+    # What `contribute --json` prints (the same dict): the gate blocks, its 12 conflicts wait for review.
+    assert first["ref"] == "wine#2" and first["gate"]["verdict"] == "block", first
+    assert first["gate"]["queued_for_review"] == 12
+    return {"ward": ward.folder, "keys": keys, "rows": rows, "bad": bad}
+
+
+@pytest.fixture
+def trial(template: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """A copy of ``template``'s ward for one test, and a folder for its files."""
+    return {**template, "ward": shutil.copytree(template["ward"], tmp_path / "ward"), "tmp": tmp_path}
+
+
+def _quarantined(ward_dir: Path) -> None:
+    """``quarantine wine#2 --reason "label flips"``, as setup: in this process, as the first admin."""
+    from dataward.service.ward import Ward
+
+    with Ward.open(ward_dir, key=(ward_dir / "credentials").read_text("utf-8").strip()) as admin:
+        admin.quarantine_contribution("wine#2", reason="label flips")
 
 
 def test_a_batch_sent_again_after_its_quarantine_queues_nothing_for_review(trial: dict[str, Any]) -> None:
     ward, keys, bad = trial["ward"], trial["keys"], trial["bad"]
-    first = _ok(ward, "contribute", "wine", str(bad), "--source", "https://x/dump.csv", key=keys["bob"], codes=(9,))
-    assert first["gate"]["queued_for_review"] == 12
-    _ok(ward, "quarantine", "wine#2", "--reason", "label flips")
+    _quarantined(ward)  # bob's first copy, wine#2, whose 12 flagged records were queued for review
     again = _ok(ward, "contribute", "wine", str(bad), "--source", "https://x/dump2.csv", key=keys["bob"], codes=(9,))
     # Every record is held back, its 12 flagged ones by the quarantine: nothing is left for a reviewer.
     assert again["held_back"] == 52
@@ -78,9 +99,12 @@ def test_a_batch_sent_again_after_its_quarantine_queues_nothing_for_review(trial
 
 
 def test_a_quarantine_closes_the_pending_items_of_another_contribution_on_its_records(trial: dict[str, Any]) -> None:
+    from dataward.service.ward import Ward
+
     ward, keys, bad = trial["ward"], trial["keys"], trial["bad"]
-    _ok(ward, "contribute", "wine", str(bad), "--source", "https://x/dump.csv", key=keys["bob"], codes=(9,))
-    _ok(ward, "contribute", "wine", str(bad), "--source", "https://x/dump2.csv", key=keys["bob"], codes=(9,))
+    # The batch sent again before any quarantine (wine#3, in this process): its 12 items wait as well.
+    with Ward.open(ward, key=keys["bob"]) as bob:
+        assert bob.contribute("wine", bad, source="https://x/dump2.csv")["gate"]["verdict"] == "block"
     assert len(_ok(ward, "review", "list", "wine", "--contribution", "wine#3")) == 12
     _ok(ward, "quarantine", "wine#2", "--reason", "label flips")
     assert _ok(ward, "review", "list", "wine") == []
@@ -102,15 +126,16 @@ def test_no_flagged_record_reaches_a_version_through_a_closed_item(trial: dict[s
     """The attacker's path: the same flagged records in two contributions, of two sides and two sources,
     one of them quarantined. The other's items are closed, never accepted: its merge leaves those records
     out, and no decision can bring them back (a quarantine has no undo)."""
+    from dataward.service.ward import Ward
+
     ward, keys, rows, tmp = trial["ward"], trial["keys"], trial["rows"], trial["tmp"]
     flips = _conflicts(rows, 2)
     carol_file = write_csv(tmp / "carol.csv", rows[160:178] + flips)
-    _ok(ward, "contribute", "wine", str(trial["bad"]), "--source", "https://x/dump.csv", key=keys["bob"], codes=(9,))
-    carol = _ok(
-        ward, "contribute", "wine", str(carol_file), "--source", "https://y/feed.csv", key=keys["carol"], codes=(0, 8)
-    )
-    assert carol["gate"]["queued_for_review"] == 2
-    _ok(ward, "quarantine", "wine#2", "--reason", "label flips")
+    # Set up in this process (bob's wine#2 is the template's): carol's wine#3, then the quarantine.
+    with Ward.open(ward, key=keys["carol"]) as carol_ward:
+        carol = carol_ward.contribute("wine", carol_file, source="https://y/feed.csv")
+    assert carol["gate"]["verdict"] in ("pass", "review") and carol["gate"]["queued_for_review"] == 2
+    _quarantined(ward)
     items = _ok(ward, "review", "list", "wine", "--status", "all", "--contribution", "wine#3")
     assert [i["status"] for i in items] == ["rejected", "rejected"]
     # Closed items are decided: nobody accepts them afterwards.
@@ -131,8 +156,7 @@ def test_a_pending_item_left_on_a_quarantined_record_is_marked_and_cannot_be_acc
     from dataward.service.ward import Ward
 
     ward_dir, keys, bad = trial["ward"], trial["keys"], trial["bad"]
-    _ok(ward_dir, "contribute", "wine", str(bad), "--source", "https://x/dump.csv", key=keys["bob"], codes=(9,))
-    _ok(ward_dir, "quarantine", "wine#2", "--reason", "label flips")
+    _quarantined(ward_dir)  # bob's wine#2
     ward = Ward.open(ward_dir)
     # As a ward older than this change did it: the gate opens the items pending.
     monkeypatch.setattr(gating, "quarantined_holders", lambda *_a, **_k: {})

@@ -282,32 +282,42 @@ def _roasting(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_a_batch_whose_records_form_a_new_region_is_still_reported(sides) -> None:
+@pytest.fixture(scope="module")
+def roasting(sides) -> tuple[pd.DataFrame, dict[int, object]]:
+    """A batch of 240 clean records and 60 about roasting vegetables, and its ``llm_drift`` result for the
+    seeds the tests read, each scanned once for the module: the new-region test reads seeds 0 and 1, the
+    planted-twins test the same batch at seed 0 (the scan is deterministic: a second scan of the same
+    batch gave the same result)."""
+    trusted, clean = sides
+    batch = pd.concat([clean.iloc[:240], _roasting(60, 5)], ignore_index=True)
+    return batch, {s: _drift(trusted, batch, s) for s in SEEDS[:2]}
+
+
+def test_a_batch_whose_records_form_a_new_region_is_still_reported(roasting) -> None:
     # The attacker's side: 20% of the batch about one thing the trusted data never covers (a new topic of
     # poison). Leaving trusted twins out raises the threshold, by as much for the calibration as for new
     # records; a batch cannot loosen it (twins are looked for among trusted records only, the threshold is
     # fitted on trusted records only), so the topic is reported on both views.
-    trusted, clean = sides
-    batch = pd.concat([clean.iloc[:240], _roasting(60, 5)], ignore_index=True)
+    _, results = roasting
     for s in SEEDS[:2]:
-        result = _drift(trusted, batch, s)
+        result = results[s]
         reported = {f.evidence["view"] for f in result.contribution_findings if f.evidence["test"] == "new region"}
         assert reported == {"prompt", "response"}, result.summary["tests"]
         for view, test in _new_region(result).items():
             assert test["contribution_share"] >= 0.18, (view, test)
 
 
-def test_twins_planted_in_a_batch_move_no_distance(sides) -> None:
+def test_twins_planted_in_a_batch_move_no_distance(sides, roasting) -> None:
     # Each roasting record planted again in another wording: a record's near-twins are trusted records, so
     # its distance does not depend on the rest of the batch, and the records beyond the threshold add up.
-    trusted, clean = sides
-    lone = pd.concat([clean.iloc[:240], _roasting(60, 5)], ignore_index=True)
+    trusted, _ = sides
+    lone, lone_results = roasting
     extra = lone.iloc[240:].copy()
     extra["prompt"] = [f"Quick one: {p}" for p in extra["prompt"]]
     twinned = pd.concat([lone, extra], ignore_index=True)
     counts = {}
     for name, batch in (("lone", lone), ("extra", extra), ("twinned", twinned)):
-        tests = _new_region(_drift(trusted, batch, 0))
+        tests = _new_region(lone_results[0] if name == "lone" else _drift(trusted, batch, 0))
         counts[name] = {v: round(t["contribution_share"] * len(batch)) for v, t in tests.items()}
     for view in ("prompt", "response"):
         assert counts["twinned"][view] == counts["lone"][view] + counts["extra"][view], counts

@@ -94,12 +94,20 @@ def _twinned(clean: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarra
     return lone, twinned, rows, np.concatenate([rows, np.arange(len(lone), len(twinned))])
 
 
-def test_twins_planted_in_a_batch_cannot_loosen_the_calibration(trusted, clean) -> None:
+@pytest.fixture(scope="module")
+def twinned_scan(trusted, clean):
+    """``_twinned(clean)``'s twinned batch scanned once (seed 0) for the module: the calibration test and
+    the known-hole test assert on the same scan of the same batch (the scan is deterministic)."""
+    _, twinned, _, _ = _twinned(clean)
+    return _outliers(trusted, twinned, 0)
+
+
+def test_twins_planted_in_a_batch_cannot_loosen_the_calibration(trusted, clean, twinned_scan) -> None:
     # The calibration is fitted on trusted records only, and a record's near-twins are looked for among
     # trusted records only: twins inside the batch change no record's p-value.
-    lone, twinned, rows, planted = _twinned(clean)
+    lone, _, rows, planted = _twinned(clean)
     alone = _outliers(trusted, lone, 0)
-    result = _outliers(trusted, twinned, 0)
+    result = twinned_scan
     assert alone.flagged[rows].all()
     np.testing.assert_array_equal(result.p_values[: len(lone)], alone.p_values)
     assert (result.p_values[planted] <= ALPHA).all(), result.p_values[planted]
@@ -111,9 +119,9 @@ def test_twins_planted_in_a_batch_cannot_loosen_the_calibration(trusted, clean) 
     "reads as a small group of records unlike the baseline; members of a group are not flagged one by one, "
     "and a group under 10% of the batch makes no finding either",
 )
-def test_poison_planted_with_its_own_paraphrase_twins_is_still_seen(trusted, clean) -> None:
-    _, twinned, _, planted = _twinned(clean)
-    result = _outliers(trusted, twinned, 0)
+def test_poison_planted_with_its_own_paraphrase_twins_is_still_seen(clean, twinned_scan) -> None:
+    _, _, _, planted = _twinned(clean)
+    result = twinned_scan
     unflagged = int((~result.flagged[planted]).sum())
     assert unflagged == 0 or (result.contribution_findings and result.summary["in_unusual_groups"] >= unflagged)
 

@@ -204,8 +204,7 @@ def test_review_list_reads_each_quarantined_id_list_once_per_ledger_head(
     from dataward.service.ward import Ward
 
     ward = Ward.open(trial["ward"])
-    bob = ward.as_key(trial["keys"]["bob"])
-    bob.contribute("wine", trial["bad"], source="https://x/dump.csv")
+    bob = ward.as_key(trial["keys"]["bob"])  # bob's first copy of the batch is the template's wine#2
     ward.quarantine_contribution("wine#2", reason="label flips")
     monkeypatch.setattr(gating, "quarantined_holders", lambda *_a, **_k: {})  # items opened pending, as before
     bob.contribute("wine", trial["bad"], source="https://x/dump2.csv")
@@ -231,7 +230,7 @@ def test_a_quarantine_after_a_kept_read_is_seen_by_the_very_next_call(
     ward = Ward.open(trial["ward"])
     bob = ward.as_key(trial["keys"]["bob"])
     carol_file = write_csv(trial["tmp"] / "carol.csv", trial["rows"][160:178])
-    bob.contribute("wine", trial["bad"], source="https://x/dump.csv")
+    # bob's first copy of the batch is the template's wine#2; carol's is wine#3.
     ward.as_key(trial["keys"]["carol"]).contribute("wine", carol_file, source="https://y/feed.csv")
     ward.quarantine_contribution("wine#3", reason="unrelated")  # something is kept: one list, not bob's
     reads = _count_id_list_reads(monkeypatch)
@@ -258,8 +257,7 @@ def test_a_contribution_row_edited_in_the_catalog_is_read_as_a_fresh_call_reads_
     from dataward.service.ward import Ward
     from tests.security.attacks import sql
 
-    ward = Ward.open(trial["ward"])
-    ward.as_key(trial["keys"]["bob"]).contribute("wine", trial["bad"], source="https://x/dump.csv")
+    ward = Ward.open(trial["ward"])  # bob's first copy of the batch is the template's wine#2
     flagged = [i["record_id"] for i in ward.review_list("wine", contribution="wine#2")]
     cid = ward.contribution("wine#2")["id"]
     ward.quarantine_contribution("wine#2", reason="label flips")

@@ -46,10 +46,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
         "baseline": data.iloc[250:1050],
         "poisoned1": _batch(data, 1050, 200, CARRIERS),
         "poisoned2": _batch(data, 1250, 200, CARRIERS),
-        "clean1": _batch(data, 1450, 200, 0),
-        "clean2": _batch(data, 1650, 200, 0),
         "small_clean": _batch(data, 1850, 40, 0),
-        "large_clean": _batch(data, 1450, 400, 0),
+        "large_clean": _batch(data, 1450, 250, 0),
     }
     paths = {}
     for name, frame in files.items():
@@ -123,7 +121,7 @@ def test_a_poison_split_across_two_bots_of_one_owner_is_blocked(template, ward: 
     assert event["payload"]["earlier_batches"]["contributions"] == [first["ref"]]
     ward.create_principal("olivia")
     ward.grant("olivia", "contributor", "dataset:man")
-    other = ward.as_key(ward.issue_key("olivia")["key"]).contribute("man", files["clean1"], source="o", gate=True)
+    other = ward.as_key(ward.issue_key("olivia")["key"]).contribute("man", files["small_clean"], source="o", gate=True)
     assert "earlier_batches" not in other["gate"]
 
 
@@ -150,27 +148,18 @@ def test_a_large_batch_between_two_poisoned_ones_does_not_push_the_first_out(
 ) -> None:  # type: ignore[no-untyped-def]
     """The joint scan takes at most so many earlier records. The attacker sends a clean batch larger than
     the first poisoned one in between, so that the newest batches alone fill the joint scan: the smallest
-    batches go first, and the large one is passed over."""
+    batches go first, and the large one is passed over. The clean batch itself, judged together with the
+    first (six carriers, too few to block), is not blocked: a sender's clean batch is not blamed."""
     _, files, keys = template
     monkeypatch.setattr(earlier_batches, "MAX_RECORDS", 300)
     bot = ward.as_key(keys["scraper"])
     first = bot.contribute("man", files["poisoned1"], source="s1", gate=True)
-    bot.contribute("man", files["large_clean"], source="bulk", gate=True)
+    bulk = bot.contribute("man", files["large_clean"], source="bulk", gate=True)["gate"]
+    assert bulk["verdict"] in ("pass", "review") and bulk["earlier_batches"]["contributions"] == [first["ref"]]
+    assert bulk["earlier_batches"]["blocked_by"] == []
     second = bot.contribute("man", files["poisoned2"], source="s2", gate=True)
     assert second["gate"]["verdict"] == "block", second["gate"]["reasons"]
     assert second["gate"]["earlier_batches"]["contributions"] == [first["ref"]]
-
-
-def test_clean_batches_of_one_sender_are_not_blocked(template, ward: Ward) -> None:  # type: ignore[no-untyped-def]
-    _, files, keys = template
-    bot = ward.as_key(keys["scraper"])
-    first = bot.contribute("man", files["clean1"], source="s1", gate=True)
-    _admitted(ward, first["ref"])
-    second = bot.contribute("man", files["clean2"], source="s2", gate=True)
-    report = ward.gate_report(second["ref"])
-    assert report["verdict"] in ("pass", "review")
-    assert report["earlier_batches"]["contributions"] == [first["ref"]]
-    assert not report["earlier_batches"]["blocked_by"]
 
 
 def test_judging_each_batch_alone_is_a_weakening() -> None:

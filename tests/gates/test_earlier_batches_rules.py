@@ -76,3 +76,24 @@ def test_anything_short_of_a_joint_block_changes_nothing() -> None:
     out = joined(copy.deepcopy(before), joint, ["b1", "b2"], EARLIER)
     assert {k: v for k, v in out.items() if k != "earlier_batches"} == before
     assert out["earlier_batches"]["blocked_by"] == [] and out["earlier_batches"]["verdict"] == "review"
+
+
+def test_poison_in_earlier_batches_already_rejected_or_quarantined_asks_for_nothing_more() -> None:
+    joint = _report("block", [_record(2, "b1", []), _record(4, "e1", ["triggers"])], ("triggers",))
+    out = joined(_report("pass", copy.deepcopy(BATCH)), joint, ["b1", "b2"], EARLIER, settled=["man#2"])
+    assert out["verdict"] == "pass" and out["reasons"] == []
+    assert out["earlier_batches"]["flagged"] == {"man#2": 1}
+    # One earlier batch still pending among those the joint scan blames: review.
+    mixed = {**EARLIER, "e3": "man#3"}
+    joint["records"].append(_record(5, "e3", ["triggers"]))
+    out = joined(_report("pass", copy.deepcopy(BATCH)), joint, ["b1", "b2"], mixed, settled=["man#2"])
+    assert out["verdict"] == "review"
+
+
+def test_a_joint_block_that_flags_no_record_reviews_the_batch() -> None:
+    """A block no record carries (the clean validation set harmed by the batches together) blames no batch
+    in particular: this one is reviewed, even when every earlier one was settled."""
+    joint = _report("block", [_record(2, "b1", []), _record(4, "e1", [])])
+    joint["detectors"]["clean_validation"] = {"block": True}
+    out = joined(_report("pass", copy.deepcopy(BATCH)), joint, ["b1", "b2"], EARLIER, settled=["man#2"])
+    assert out["verdict"] == "review"

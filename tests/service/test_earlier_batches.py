@@ -143,6 +143,19 @@ def test_pending_batches_count_and_a_clean_batch_after_them_is_reviewed(template
     assert not [i for i in ward.review_list(contribution=clean["ref"]) if "earlier_batches" in i["detectors"]]
 
 
+def test_a_quarantined_first_batch_still_counts(template, ward: Ward) -> None:  # type: ignore[no-untyped-def]
+    """The first batch was caught another way and quarantined: its records leave the trusted baseline, but
+    the next batch carrying the same trigger is still judged together with them."""
+    _, files, keys = template
+    bot = ward.as_key(keys["scraper"])
+    first = bot.contribute("man", files["poisoned1"], source="s1", gate=True)
+    _admitted(ward, first["ref"])
+    ward.quarantine_contribution(first["ref"], reason="the scraper's key leaked")
+    second = bot.contribute("man", files["poisoned2"], source="s2", gate=True)["gate"]
+    assert second["verdict"] == "block", second["reasons"]
+    assert second["earlier_batches"]["contributions"] == [first["ref"]]
+
+
 def test_a_large_batch_between_two_poisoned_ones_does_not_push_the_first_out(
     template, ward: Ward, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,8 @@ report into the batch's own (``joined``), with these rules:
   batch is blocked, and those records are queued, each naming the earlier batches it was judged with;
 - the joint scan blocks on earlier records alone: this batch is not the evidence, so it is not blocked
   (its records are what any other batch of the sender would be judged by); it goes to ``review``, and the
-  reason names the earlier batches whose records read as blocked now;
+  reason names the earlier batches whose records read as blocked now, unless every one of them has been
+  rejected or quarantined already (``settled``): a person decided about them, there is nothing to ask;
 - anything short of a joint block changes nothing: a larger batch of one sender drifts or reads as new
   more easily than a small one, and that is not evidence of poisoning (docs/gates.md, "Verdicts").
 """
@@ -62,12 +63,18 @@ def summary(joint: Mapping[str, Any] | None, earlier: Mapping[str, str], *, skip
 
 
 def joined(
-    report: dict[str, Any], joint: Mapping[str, Any], batch_ids: Collection[str], earlier: Mapping[str, str]
+    report: dict[str, Any],
+    joint: Mapping[str, Any],
+    batch_ids: Collection[str],
+    earlier: Mapping[str, str],
+    *,
+    settled: Collection[str] = (),
 ) -> dict[str, Any]:
     """``report`` (this batch's own gate report, as ``GateReport.to_dict`` gives it) with the joint scan's
     verdict folded in by the module's rules; ``joint`` is the report of this batch scanned together with
     the earlier records ``earlier`` (record id -> the contribution that sent it), against the baseline
-    without them. ``report`` is changed in place and returned."""
+    without them; ``settled`` names the earlier contributions already rejected or quarantined. ``report``
+    is changed in place and returned."""
     section = summary(joint, earlier)
     report["earlier_batches"] = section
     blockers = section["blocked_by"]
@@ -78,6 +85,8 @@ def joined(
     blamed = {r["record_id"]: r for r in joint["records"] if r["record_id"] in batch and _blamed_by(r, blockers)}
     why = _reasons_by_row(joint, blockers)
     if not blamed:
+        if section["flagged"] and set(section["flagged"]) <= set(settled):
+            return report
         report["verdict"] = max(report["verdict"], "review", key=ORDER.index)
         report["reasons"].append(
             f"judged together with the sender's earlier batches ({names}), their records read as poisoned "

@@ -21,9 +21,14 @@ from dataward.ledger.events import format_time, parse_time
 from dataward.service.guard import SignedCheck
 from dataward.service.recordstore import load_records, read_ids_and_rows
 
-STATUSES = ("submitted", "gated", "merged")
-"""The earlier batches judged with a new one: pending ones and merged ones (whose records the baseline may
-hold by now). A rejected or withdrawn batch never reaches training, and a quarantined one is out of it."""
+STATUSES = ("submitted", "gated", "merged", "rejected", "quarantined")
+"""The earlier batches judged with a new one: pending and merged ones (whose records the baseline may hold
+by now), and rejected and quarantined ones too (``SETTLED``): they never reach training, but their records
+still tell whether the new batch carries the pattern they were caught with. A withdrawn batch is the
+sender's own retraction, before any merge."""
+SETTLED = ("rejected", "quarantined")
+"""Earlier batches a person already decided against: poison the joint scan finds in them alone asks for
+nothing more (``earlier_batches.joined``)."""
 MAX_RECORDS = 50_000
 """The most earlier records a joint scan takes (the smallest batches first, see ``earlier_refs``): the second
 scan costs about what the first does for a batch of that size."""
@@ -40,15 +45,17 @@ class EarlierBatches:
     refs: dict[str, str]
     table: pa.Table | None
     """None when no joint scan is run: fewer than ``MIN_BASELINE`` trusted records are not the sender's."""
+    settled: frozenset[str] = frozenset()
+    """The contributions of ``refs`` already rejected or quarantined (``SETTLED``)."""
 
 
-def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> dict[str, str]:
+def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> tuple[dict[str, str], frozenset[str]]:
     """Record id -> contribution for the records of the sender's batches of dataset row ``ds`` sent in the
     ``days`` before contribution row ``c`` (numbered before it, of ``STATUSES``), at most ``MAX_RECORDS``
-    of them, the smallest batches first; records ``c`` itself holds are not listed. Empty when ``days``
+    of them, the smallest batches first; and which of those batches are ``SETTLED``. Empty when ``days``
     is 0."""
     if days <= 0:
-        return {}
+        return {}, frozenset()
     senders = {c.submitted_by, c.submitter_owner} - {None}
     since = format_time(parse_time(c.created_at) - timedelta(days=days))
     found = [
@@ -63,6 +70,7 @@ def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> dict[str, 
         and {r["submitted_by"], r.get("submitter_owner")} & senders
     ]
     refs: dict[str, str] = {}
+    settled: set[str] = set()
     # The smallest batches first (the newest of equal size first), and a batch that does not fit is passed
     # over, not the end: a split poison travels in small batches, and a sender who sent one large clean
     # batch between two of them must not push the first out of the joint scan with it.
@@ -73,7 +81,9 @@ def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> dict[str, 
         ref = f"{ds.name}#{r['number']}"
         for i in ids:
             refs.setdefault(i, ref)
-    return refs
+        if r["status"] in SETTLED:
+            settled.add(ref)
+    return refs, frozenset(settled)
 
 
 def earlier_batches(
@@ -82,17 +92,18 @@ def earlier_batches(
     """The sender's earlier batches for contribution row ``c`` (see ``earlier_refs``), without the records
     ``batch`` holds itself; None when there are none. Their records are read only when ``baseline`` keeps
     ``MIN_BASELINE`` records without them."""
-    refs = earlier_refs(ward, conn, ds, c, days)
+    refs, settled = earlier_refs(ward, conn, ds, c, days)
     for record_id in batch.column(RECORD_ID).to_pylist():
         refs.pop(record_id, None)
     if not refs:
         return None
+    settled = frozenset(settled & set(refs.values()))
     if baseline.num_rows - _held(baseline, refs) < MIN_BASELINE:
-        return EarlierBatches(refs, None)
+        return EarlierBatches(refs, None, settled)
     table = load_records(conn, ward.store, list(refs), schema)
     first = int(pc.max(batch.column("row")).as_py()) + 1
     table = table.append_column("row", pa.array(range(first, first + table.num_rows), pa.int64()))
-    return EarlierBatches(refs, table.select(batch.column_names))
+    return EarlierBatches(refs, table.select(batch.column_names), settled)
 
 
 def _mine(refs: dict[str, str]) -> pa.Array:
@@ -122,6 +133,7 @@ def joint_inputs(
 __all__ = [
     "MAX_RECORDS",
     "MIN_BASELINE",
+    "SETTLED",
     "STATUSES",
     "EarlierBatches",
     "earlier_batches",

@@ -547,7 +547,7 @@ class GateService(Service):
             no_validation=validation_skip_reason(inputs["trusted"]),
         )
         batch_ids = inputs["contribution"].column(RECORD_ID).to_pylist()
-        return joined(data, joint.to_dict(), batch_ids, earlier.refs)
+        return joined(data, joint.to_dict(), batch_ids, earlier.refs, settled=earlier.settled)
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:
         """The latest stored gate report of a contribution."""

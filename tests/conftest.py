@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,33 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     of CPU. What the tests themselves make is collected as before."""
     gc.collect()
     gc.freeze()
+
+
+FILE_SECONDS = Path(__file__).with_name("file_seconds.json")
+"""Seconds each slow test file took in a whole run of the suite (``--durations=0``, setup, call and
+teardown summed; files under 5 s are left out). Read only to order the files, never to judge them."""
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slowest files first, each file's tests in the order they came (pytest-randomly's, when it runs).
+
+    ``make test`` hands whole files to its processes (``--dist loadfile``) in this order, so a slow file
+    handed out last keeps one core busy while the other has nothing left: the tail of the run. Longest
+    first is the classic remedy. Files not in ``FILE_SECONDS`` (new or fast) come after the slow ones, in
+    the order they came."""
+    seconds: dict[str, float] = json.loads(FILE_SECONDS.read_text("utf-8")) if FILE_SECONDS.exists() else {}
+    root = Path(__file__).resolve().parent.parent
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        first.setdefault(_file_of(item, root), i)
+    items.sort(key=lambda item: (-seconds.get(_file_of(item, root), 0.0), first[_file_of(item, root)]))
+
+
+def _file_of(item: pytest.Item, root: Path) -> str:
+    """The test file of ``item``, relative to the project (``tests/gates/test_lens.py``)."""
+    path = Path(str(item.path)).resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
 
 
 @pytest.fixture(autouse=True)

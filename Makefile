@@ -31,10 +31,10 @@ demo: $(VENV)/.installed-dev
 demo-server: $(VENV)/.installed-dev
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo_server.sh
 
-# One test process per core (`-n auto`); a test file stays on one process (`--dist loadfile`), so a
-# module's servers, clusters and browser start once. PYTEST_WORKERS=0 runs everything in one process.
-# Files are handed out slowest first (tests/conftest.py, tests/file_seconds.json), so that no slow file
-# is left for the end of the run while the other process has nothing to do.
+# One test process per core (`-n auto`); a test file stays on one process (`--dist
+# loadfile`), so a module's servers, clusters and browser start once. PYTEST_WORKERS=0 runs everything in
+# one process. Files are handed out slowest first (tests/conftest.py, tests/file_seconds.json), so that no
+# slow file is left for the end of the run while the other processes have nothing to do.
 # Disk syncs are skipped while the tests run, through Debian's `eatmydata` when it is installed
 # (.ci/run installs it), as the tests' own PostgreSQL cluster runs with fsync off: a test never loses
 # power, and waiting on fsync was about a fifth of an I/O-heavy file's wall time on a VM disk. The

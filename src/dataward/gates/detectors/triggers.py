@@ -2011,10 +2011,11 @@ def _image_patterns(
 
 
 def _image_planes(values: list[Any], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-    """The images' luma (n x H*W, float64, as ``gray_pixels`` reads it) and chroma (n x 2 x H*W, uint8;
-    a grayscale image among colour ones is neutral, 128), or None when no image is in colour."""
+    """The images' luma (n x H*W, uint8: the values ``gray_pixels`` reads, 0..255, which are whole) and
+    chroma (n x 2 x H*W, uint8; a grayscale image among colour ones is neutral, 128), or None when no
+    image is in colour."""
     w, h = size
-    luma = np.empty((len(values), h * w), dtype=np.float64)
+    luma = np.empty((len(values), h * w), dtype=np.uint8)
     chroma: np.ndarray | None = None
     for i, v in enumerate(values):
         gray, colour = luma_chroma_pixels(v, size)
@@ -2034,7 +2035,7 @@ def _tail_patterns(
     and below every one (``OUTER_TAIL``)."""
     ref = c if b is None else b
     # Both tails in one pass: each is the same interpolation between the same two order statistics.
-    lo, hi = np.quantile(ref, [TAIL_QUANTILE, 1 - TAIL_QUANTILE], axis=0)
+    lo, hi = _pixel_quantiles(ref, np.asarray([TAIL_QUANTILE, 1 - TAIL_QUANTILE]))
     b_side = b if b is not None else np.zeros((0, h * w))
     tails = [(lo, hi, "")]
     if outer:
@@ -2052,6 +2053,37 @@ def _tail_patterns(
         xc += [c > high, c < low]
         xb += [b_side > high, b_side < low]
     return names, sp.csc_matrix(np.hstack(xc), dtype=np.float64), sp.csc_matrix(np.hstack(xb), dtype=np.float64), cells
+
+
+def _pixel_quantiles(pixels: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(pixels, q, axis=0)``, the same floats bit for bit. For 8-bit pixels the two order
+    statistics numpy's (linear) interpolation reads are found from each pixel's counts of the 256 values
+    instead of by partitioning every pixel's column, then interpolated with numpy's own arithmetic
+    (``numpy.lib._function_base_impl._lerp``, the same dtypes); other pixels go to ``np.quantile``."""
+    n, width = pixels.shape
+    if pixels.dtype != np.uint8 or n == 0:
+        return np.quantile(pixels, q, axis=0)
+    # numpy's indices: previous and next order statistic, the last one (numpy's -1) at or beyond the end.
+    virtual = (n - 1) * q
+    previous = np.floor(virtual)
+    following = previous + 1
+    beyond = virtual >= n - 1
+    previous[beyond], following[beyond] = -1, -1
+    gamma = (virtual - previous).reshape(-1, 1)
+    # How many of each pixel's values are at most v, for every v: the k-th smallest (from 0) is the count of
+    # values v at which fewer than k + 1 lie.
+    codes = pixels.astype(np.intp)
+    codes += np.arange(width, dtype=np.intp) * 256
+    at_most = np.bincount(codes.ravel(), minlength=256 * width).reshape(width, 256).cumsum(axis=1)
+
+    def order_statistic(k: np.ndarray) -> np.ndarray:
+        return np.count_nonzero(at_most <= (k.astype(np.intp) % n)[:, None, None], axis=2).astype(np.uint8)
+
+    below, above = order_statistic(previous), order_statistic(following)
+    diff = above - below
+    out = np.add(below, diff * gamma)
+    np.subtract(above, diff * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=type(out.dtype))
+    return out
 
 
 def _hue(

@@ -117,10 +117,24 @@ def _differences(means: list[tuple[np.ndarray, np.ndarray]]) -> dict[tuple[int, 
     """Per move (dy, dx) within reach, each class's squared difference between its trusted mean and its
     batch mean moved back by the move, on the inner window that every move leaves filled."""
     inner = (slice(MAX_SHIFT, GRID - MAX_SHIFT), slice(MAX_SHIFT, GRID - MAX_SHIFT))
+    # On the inner window a move within reach reads only pixels of the image, never the repeated edge: there
+    # ``shift(b, -dy, -dx)`` is ``b``'s window moved by (dy, dx), the same values in the same order, taken
+    # without padding the image once per move.
+    on_grid = all(b.shape[:2] == (GRID, GRID) for _, b in means)
     out = {}
     for dy in range(-MAX_SHIFT, MAX_SHIFT + 1):
         for dx in range(-MAX_SHIFT, MAX_SHIFT + 1):
-            out[dy, dx] = np.array([np.sum((shift(b, -dy, -dx)[inner] - t[inner]) ** 2) for t, b in means])
+            moved = (
+                (slice(MAX_SHIFT + dy, GRID - MAX_SHIFT + dy), slice(MAX_SHIFT + dx, GRID - MAX_SHIFT + dx))
+                if on_grid
+                else None
+            )
+            out[dy, dx] = np.array(
+                [
+                    np.sum(((b[moved] if moved is not None else shift(b, -dy, -dx)[inner]) - t[inner]) ** 2)
+                    for t, b in means
+                ]
+            )
     return out
 
 

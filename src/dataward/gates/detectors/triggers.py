@@ -129,6 +129,7 @@ from typing import Any, Self
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
+from PIL import Image
 from scipy.sparse.csgraph import connected_components
 from scipy.special import bdtrc
 from scipy.stats import binom, hypergeom, mannwhitneyu
@@ -148,7 +149,7 @@ from dataward.gates.base import (
 )
 from dataward.gates.detectors._probe import row_numbers
 from dataward.gates.features.embedding import embedding_matrix
-from dataward.gates.features.image import image_size, luma_chroma_pixels
+from dataward.gates.features.image import decoded_for_pixels, image_size, luma_chroma_of
 from dataward.gates.features.text import cut_text
 from dataward.gates.formatting import excess_purity, formatting_patterns
 from dataward.gates.near_copies import TOKEN_PATTERN, NearCopies, near_copies
@@ -2011,18 +2012,36 @@ def _image_patterns(
 
 
 def _image_planes(values: list[Any], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-    """The images' luma (n x H*W, float64, as ``gray_pixels`` reads it) and chroma (n x 2 x H*W, uint8;
-    a grayscale image among colour ones is neutral, 128), or None when no image is in colour."""
+    """The images' luma (n x H*W, uint8: the values ``gray_pixels`` reads, 0..255, which are whole) and
+    chroma (n x 2 x H*W, uint8; a grayscale image among colour ones is neutral, 128), or None when no
+    image is in colour."""
     w, h = size
-    luma = np.empty((len(values), h * w), dtype=np.float64)
+    luma = np.empty((len(values), h * w), dtype=np.uint8)
     chroma: np.ndarray | None = None
+    # RGB images already at the size (a batch of photo crops) are converted together, stacked into one tall
+    # image: Pillow converts to L and to YCbCr pixel by pixel, so each image's pixels are what
+    # ``luma_chroma_pixels`` reads from it alone, for one conversion's fixed cost instead of one per image.
+    stacked: list[int] = []
+    raw: list[bytes] = []
     for i, v in enumerate(values):
-        gray, colour = luma_chroma_pixels(v, size)
+        decoded = decoded_for_pixels(v, size)
+        if decoded.mode == "RGB" and decoded.size == size:
+            stacked.append(i)
+            raw.append(decoded.tobytes())
+            continue
+        gray, colour = luma_chroma_of(decoded, size)
         luma[i] = gray.ravel()
         if colour is not None:
             if chroma is None:
                 chroma = np.full((len(values), 2, h * w), 128, dtype=np.uint8)
             chroma[i] = colour.reshape(2, h * w)
+    if stacked:
+        tall = Image.frombytes("RGB", (w, h * len(stacked)), b"".join(raw))
+        luma[stacked] = np.asarray(tall.convert("L"), dtype=np.uint8).reshape(len(stacked), h * w)
+        if chroma is None:
+            chroma = np.full((len(values), 2, h * w), 128, dtype=np.uint8)
+        ycbcr = np.asarray(tall.convert("YCbCr"), dtype=np.uint8).reshape(len(stacked), h * w, 3)
+        chroma[stacked] = np.moveaxis(ycbcr[..., 1:], -1, 1)
     return luma, chroma
 
 
@@ -2034,7 +2053,7 @@ def _tail_patterns(
     and below every one (``OUTER_TAIL``)."""
     ref = c if b is None else b
     # Both tails in one pass: each is the same interpolation between the same two order statistics.
-    lo, hi = np.quantile(ref, [TAIL_QUANTILE, 1 - TAIL_QUANTILE], axis=0)
+    lo, hi = _pixel_quantiles(ref, np.asarray([TAIL_QUANTILE, 1 - TAIL_QUANTILE]))
     b_side = b if b is not None else np.zeros((0, h * w))
     tails = [(lo, hi, "")]
     if outer:
@@ -2052,6 +2071,37 @@ def _tail_patterns(
         xc += [c > high, c < low]
         xb += [b_side > high, b_side < low]
     return names, sp.csc_matrix(np.hstack(xc), dtype=np.float64), sp.csc_matrix(np.hstack(xb), dtype=np.float64), cells
+
+
+def _pixel_quantiles(pixels: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(pixels, q, axis=0)``, the same floats bit for bit. For 8-bit pixels the two order
+    statistics numpy's (linear) interpolation reads are found from each pixel's counts of the 256 values
+    instead of by partitioning every pixel's column, then interpolated with numpy's own arithmetic
+    (``numpy.lib._function_base_impl._lerp``, the same dtypes); other pixels go to ``np.quantile``."""
+    n, width = pixels.shape
+    if pixels.dtype != np.uint8 or n == 0:
+        return np.quantile(pixels, q, axis=0)
+    # numpy's indices: previous and next order statistic, the last one (numpy's -1) at or beyond the end.
+    virtual = (n - 1) * q
+    previous = np.floor(virtual)
+    following = previous + 1
+    beyond = virtual >= n - 1
+    previous[beyond], following[beyond] = -1, -1
+    gamma = (virtual - previous).reshape(-1, 1)
+    # How many of each pixel's values are at most v, for every v: the k-th smallest (from 0) is the count of
+    # values v at which fewer than k + 1 lie.
+    codes = pixels.astype(np.intp)
+    codes += np.arange(width, dtype=np.intp) * 256
+    at_most = np.bincount(codes.ravel(), minlength=256 * width).reshape(width, 256).cumsum(axis=1)
+
+    def order_statistic(k: np.ndarray) -> np.ndarray:
+        return np.count_nonzero(at_most <= (k.astype(np.intp) % n)[:, None, None], axis=2).astype(np.uint8)
+
+    below, above = order_statistic(previous), order_statistic(following)
+    diff = above - below
+    out = np.add(below, diff * gamma)
+    np.subtract(above, diff * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=type(out.dtype))
+    return out
 
 
 def _hue(

@@ -213,10 +213,21 @@ def luma_chroma_pixels(
     and, for a colour image (a mode not in ``GRAY_MODES``) when ``chroma``, its chroma: Pillow's YCbCr
     Cb and Cr planes (0..255, uint8, 128 for grey; shape 2 x H x W), else None. Both resized to ``size``
     (width, height) when given."""
+    return luma_chroma_of(decoded_for_pixels(data, size), size, chroma=chroma)
+
+
+def decoded_for_pixels(data: object, size: tuple[int, int] | None = None) -> Image.Image:
+    """The image :func:`luma_chroma_pixels` reads its pixels from: ``data`` decoded (shrunk as it is decoded
+    when a ``size`` is given, as it is resized anyway); an ``InputError`` when it is missing."""
     if data is None:
         raise InputError("an image is missing")
-    # Resized anyway when a size is given: a large image may be shrunk as it is decoded.
-    decoded = decode_image(bytes(data), shrink=size is not None)  # type: ignore[call-overload]
+    return decode_image(bytes(data), shrink=size is not None)  # type: ignore[call-overload]
+
+
+def luma_chroma_of(
+    decoded: Image.Image, size: tuple[int, int] | None = None, *, chroma: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`luma_chroma_pixels` of an image :func:`decoded_for_pixels` gave."""
     img = decoded.convert("L")
     if size is not None and img.size != size:
         img = img.resize(size, Image.Resampling.BILINEAR)

@@ -535,6 +535,8 @@ class GateService(Service):
             return data
         baseline, contribution, groups = joint_inputs(inputs["baseline"], inputs["contribution"], earlier, ref)
         step(f"judging the batch with the sender's {len(earlier.refs)} records of earlier batches")
+        # No input limits here: the batch was held to them by the first scan and each earlier batch at its
+        # own import; together they may exceed a per-batch row limit, which must not fail the gate.
         joint = scan(
             baseline,
             contribution,

@@ -184,3 +184,45 @@ def test_judging_each_batch_alone_is_a_weakening() -> None:
     assert GatePolicy().to_dict() == GatePolicy(earlier_batches_days=30).to_dict()  # old hashes kept
     with pytest.raises(InputError, match="earlier_batches_days"):
         GatePolicy(earlier_batches_days=-1)
+
+
+@pytest.mark.parametrize("handed_on_first", [False, True])
+def test_a_bot_handed_on_whose_key_its_former_owner_kept_is_still_her(template, ward: Ward, handed_on_first) -> None:  # type: ignore[no-untyped-def]
+    """mallory's crawler is handed to eve; the key an admin issued it keeps working (docs/access.md,
+    "Offboarding"), and mallory kept a copy. One half of her split poison goes through her scraper, the
+    other through the crawler with that key, in either order: its owner at submission is eve, but mallory
+    owned it while the key was live, so both halves are hers and the second is judged with the first."""
+    _, files, keys = template
+    ward.create_principal("eve")
+    if handed_on_first:
+        ward.transfer_principal("crawler", "eve")
+    first = ward.as_key(keys["crawler" if handed_on_first else "scraper"]).contribute(
+        "man", files["poisoned1"], source="s1", gate=True
+    )
+    assert first["gate"]["verdict"] != "block"
+    if not handed_on_first:
+        ward.transfer_principal("crawler", "eve")
+    second = ward.as_key(keys["scraper" if handed_on_first else "crawler"]).contribute(
+        "man", files["poisoned2"], source="s2", gate=True
+    )["gate"]
+    assert second["verdict"] == "block", (second["reasons"], second.get("earlier_batches"))
+    assert second["earlier_batches"]["contributions"] == [first["ref"]]
+
+
+def test_earlier_carriers_sent_again_leave_the_baseline_too(template, ward: Ward, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The first batch's six carriers are admitted and promoted. The second batch holds six new carriers and
+    the first batch's six again (the same records, so the same ids): those the batch holds are not counted
+    twice, but they must leave the baseline all the same, or they vouch for the new ones as trusted records
+    and the joint scan passes the split poison."""
+    _, files, keys = template
+    bot = ward.as_key(keys["scraper"])
+    first = bot.contribute("man", files["poisoned1"], source="s1", gate=True)
+    _admitted(ward, first["ref"])
+    old = pd.read_csv(files["poisoned1"], dtype=str)
+    again = tmp_path / "again.csv"
+    pd.concat([pd.read_csv(files["poisoned2"], dtype=str), old[old["text"].str.startswith(TRIGGER)]]).to_csv(
+        again, index=False
+    )
+    second = bot.contribute("man", again, source="s2", gate=True)["gate"]
+    assert second["verdict"] == "block", (second["reasons"], second.get("earlier_batches"))
+    assert second["earlier_batches"]["contributions"] == [first["ref"]]

@@ -2,22 +2,27 @@
 (the judging rules are ``dataward.gates.earlier_batches``).
 
 A sender is the submitting principal and, for a service principal, its accountable owner as it was at
-submission: a person's bots and the person are one sender, so a poison split across two bots of one owner
-is judged as one. Earlier batches are read from the signed ledger's rows, not the catalog's: a catalog
-row edited to name another submitter would otherwise take a batch out of the joint scan.
+submission and every owner it had while the key it was submitted with was live (``sender_of``): a person's
+bots and the person are one sender, so a poison split across two bots of one owner is judged as one, and
+so is one split across her bot and a bot she handed on whose admin-issued key she kept. Earlier batches
+are read from the signed ledger's rows, not the catalog's: a catalog row edited to name another submitter
+would otherwise take a batch out of the joint scan.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataward.access.sides import OwnerHistory
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.ledger.events import format_time, parse_time
+from dataward.service.bot_owners import read_owner_history, submitter_earlier_owners
 from dataward.service.guard import SignedCheck
 from dataward.service.recordstore import load_records, read_ids_and_rows
 
@@ -40,13 +45,26 @@ nothing left to judge against (the report says so)."""
 @dataclass(frozen=True)
 class EarlierBatches:
     """The sender's earlier records a joint scan judges with a batch: record id -> the contribution that
-    sent it (``DATASET#N``), and their records (canonical columns and ``row``, numbered after the batch's)."""
+    sent it (``DATASET#N``), and those of their records the batch does not hold itself (canonical columns and
+    ``row``, numbered after the batch's)."""
 
     refs: dict[str, str]
+    """Every record of the sender's earlier batches taken out of the baseline, those the batch sends again
+    included."""
     table: pa.Table | None
     """None when no joint scan is run: fewer than ``MIN_BASELINE`` trusted records are not the sender's."""
     settled: frozenset[str] = frozenset()
     """The contributions of ``refs`` already rejected or quarantined (``SETTLED``)."""
+
+
+def sender_of(history: OwnerHistory, c: Any) -> frozenset[str]:
+    """Who sent contribution ``c`` (a contributions row): its submitter and, for a service principal, its
+    owner at submission and every owner it had while the key it was submitted with was live. A key an admin
+    issued for a bot keeps working when the bot is handed on, so its former owner may still hold it and send
+    as the bot (docs/access.md, "Offboarding"): counted only by the owner at submission, the second half of
+    her split poison, sent through a bot she handed on, was judged alone."""
+    earlier = submitter_earlier_owners(history, c)
+    return frozenset({c.submitted_by, c.submitter_owner, *earlier} - {None})
 
 
 def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> tuple[dict[str, str], frozenset[str]]:
@@ -56,9 +74,8 @@ def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> tuple[dict
     is 0."""
     if days <= 0:
         return {}, frozenset()
-    senders = {c.submitted_by, c.submitter_owner} - {None}
     since = format_time(parse_time(c.created_at) - timedelta(days=days))
-    found = [
+    window = [
         r
         for r in SignedCheck(ward, conn, doing="gate").signed("contributions")
         if r["dataset_id"] == ds.id
@@ -67,7 +84,16 @@ def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> tuple[dict
         and int(r["number"]) < int(c.number)
         and r["created_at"] >= since
         and r.get("added_object")
-        and {r["submitted_by"], r.get("submitter_owner")} & senders
+    ]
+    if not window:
+        return {}, frozenset()
+    # Who owned which bot when is read only when there is a batch to place (the ledger's hand-overs).
+    history = read_owner_history(conn, ward.signer.public_key_b64)
+    senders = sender_of(history, c)
+    found = [
+        r
+        for r in window
+        if sender_of(history, SimpleNamespace(**{"key_id": None, "submitter_owner": None, **r})) & senders
     ]
     refs: dict[str, str] = {}
     settled: set[str] = set()
@@ -89,18 +115,19 @@ def earlier_refs(ward: Any, conn: Any, ds: Any, c: Any, days: int) -> tuple[dict
 def earlier_batches(
     ward: Any, conn: Any, ds: Any, c: Any, days: int, batch: pa.Table, schema: Schema, *, baseline: pa.Table
 ) -> EarlierBatches | None:
-    """The sender's earlier batches for contribution row ``c`` (see ``earlier_refs``), without the records
-    ``batch`` holds itself; None when there are none. Their records are read only when ``baseline`` keeps
-    ``MIN_BASELINE`` records without them."""
+    """The sender's earlier batches for contribution row ``c`` (see ``earlier_refs``); None when there are
+    none. Their records are read only when ``baseline`` keeps ``MIN_BASELINE`` records without them, and
+    the records ``batch`` holds itself are not read again (they are scanned once, as the batch's)."""
     refs, settled = earlier_refs(ward, conn, ds, c, days)
-    for record_id in batch.column(RECORD_ID).to_pylist():
-        refs.pop(record_id, None)
     if not refs:
         return None
-    settled = frozenset(settled & set(refs.values()))
+    # Records of an earlier batch that this one sends again stay in ``refs``: they leave the baseline like
+    # the rest. Dropped from it, a sender who re-sent his first batch's carriers with the next kept those
+    # carriers in the baseline, vouching for the new ones, and the joint scan passed the split poison.
     if baseline.num_rows - _held(baseline, refs) < MIN_BASELINE:
         return EarlierBatches(refs, None, settled)
-    table = load_records(conn, ward.store, list(refs), schema)
+    held = set(batch.column(RECORD_ID).to_pylist())
+    table = load_records(conn, ward.store, [i for i in refs if i not in held], schema)
     first = int(pc.max(batch.column("row")).as_py()) + 1
     table = table.append_column("row", pa.array(range(first, first + table.num_rows), pa.int64()))
     return EarlierBatches(refs, table.select(batch.column_names), settled)
@@ -139,4 +166,5 @@ __all__ = [
     "earlier_batches",
     "earlier_refs",
     "joint_inputs",
+    "sender_of",
 ]

@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
+from benchmarks.cpu_calls import cpu_of_calls
 from dataward.service import quarantine_holds
 from dataward.service.ward import Ward
 from tests.helpers import wine_rows, wine_ward, write_csv
@@ -47,20 +47,12 @@ def main() -> None:
     quarantines = int(sys.argv[1]) if len(sys.argv) > 1 else 30
     calls = int(sys.argv[2]) if len(sys.argv) > 2 else 50
     records = int(sys.argv[3]) if len(sys.argv) > 3 else 100
-    inner: list[float] = []
-    original = quarantine_holds.quarantined_holders
-
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.process_time()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            inner.append(time.process_time() - start)
-
-    quarantine_holds.quarantined_holders = timed  # type: ignore[assignment]
     forget = getattr(quarantine_holds, "forget_kept", None)
     kinds = ("cold", "warm") if forget is not None else ("uncached",)
-    with tempfile.TemporaryDirectory(prefix="bench-holds-") as tmp:
+    with (
+        cpu_of_calls(quarantine_holds, "quarantined_holders") as inner,
+        tempfile.TemporaryDirectory(prefix="bench-holds-") as tmp,
+    ):
         ward = build(Path(tmp), quarantines, records)
         for _ in range(3):
             assert len(ward.review_list("wine")) == 12  # warm the process (imports, the folded ledger)

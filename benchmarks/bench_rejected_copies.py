@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
+from benchmarks.cpu_calls import cpu_of_calls
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.service import rejected_copies
 from dataward.service.ward import Ward
@@ -62,18 +62,10 @@ def build(root: Path, steps: int) -> Ward:
 def main() -> None:
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     reads = int(sys.argv[2]) if len(sys.argv) > 2 else 30
-    inner: list[float] = []
-    original = rejected_copies.made_from_rejected
-
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.process_time()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            inner.append(time.process_time() - start)
-
-    rejected_copies.made_from_rejected = timed  # type: ignore[assignment]
-    with tempfile.TemporaryDirectory(prefix="bench-rejected-") as tmp:
+    with (
+        cpu_of_calls(rejected_copies, "made_from_rejected") as inner,
+        tempfile.TemporaryDirectory(prefix="bench-rejected-") as tmp,
+    ):
         ward = build(Path(tmp), steps)
         figures: dict[str, tuple[list[float], list[float]]] = {"cold": ([], []), "warm": ([], [])}
         for _ in range(3):

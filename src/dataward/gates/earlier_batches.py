@@ -27,12 +27,10 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from dataward.gates.gate import BLOCK_RULE
+from dataward.gates.gate import BLOCK_RULE, SEVERITY
 
 RULE = "earlier_batches"
 """The name in a queued record's ``flagged_by`` (and of the findings) when it was queued by the joint scan."""
-
-ORDER = ("pass", "review", "block")
 
 
 def _blamed_by(record: Mapping[str, Any], blockers: Collection[str]) -> bool:
@@ -87,7 +85,7 @@ def joined(
     if not blamed:
         if section["flagged"] and set(section["flagged"]) <= set(settled):
             return report
-        report["verdict"] = max(report["verdict"], "review", key=ORDER.index)
+        report["verdict"] = max(report["verdict"], "review", key=SEVERITY.__getitem__)
         report["reasons"].append(
             f"judged together with the sender's earlier batches ({names}), their records read as poisoned "
             f"({_counted(section['flagged'])} flagged by {', '.join(blockers)}); none of this batch's: review them"

@@ -5,6 +5,8 @@ Both ways work on the whole column at once (``dataward.domain.digests``): no Pyt
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pyarrow as pa
 
@@ -18,6 +20,14 @@ def _is_string_view(kind: pa.DataType) -> bool:
     """Whether ``kind`` is Arrow's ``string_view`` (pyarrow 16 added it; the lower bound is 15)."""
     check = getattr(pa.types, "is_string_view", None)
     return bool(check is not None and check(kind))
+
+
+def without_records(table: pa.Table, ids: Iterable[str], column: str = "record_id") -> pa.Table:
+    """``table`` without its rows whose record id (``column``) is one of ``ids``, in its order."""
+    import pyarrow.compute as pc
+
+    drop = pa.array(sorted(set(ids)), pa.string())
+    return table.filter(pc.invert(pc.is_in(table.column(column), drop)))
 
 
 def ids_to_binary(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:

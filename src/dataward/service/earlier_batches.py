@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataward.access.sides import OwnerHistory
+from dataward.domain.idarrays import without_records
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.ledger.events import format_time, parse_time
 from dataward.service.bot_owners import read_owner_history, submitter_earlier_owners
@@ -53,6 +54,9 @@ class EarlierBatches:
     included."""
     table: pa.Table | None
     """None when no joint scan is run: fewer than ``MIN_BASELINE`` trusted records are not the sender's."""
+    baseline: pa.Table | None = None
+    """The trusted baseline without the sender's records (``refs``): what the joint scan judges against; None
+    with ``table``."""
     settled: frozenset[str] = frozenset()
     """The contributions of ``refs`` already rejected or quarantined (``SETTLED``)."""
 
@@ -124,37 +128,26 @@ def earlier_batches(
     # Records of an earlier batch that this one sends again stay in ``refs``: they leave the baseline like
     # the rest. Dropped from it, a sender who re-sent his first batch's carriers with the next kept those
     # carriers in the baseline, vouching for the new ones, and the joint scan passed the split poison.
-    if baseline.num_rows - _held(baseline, refs) < MIN_BASELINE:
-        return EarlierBatches(refs, None, settled)
+    kept = without_records(baseline, refs)
+    if kept.num_rows < MIN_BASELINE:
+        return EarlierBatches(refs, None, settled=settled)
     held = set(batch.column(RECORD_ID).to_pylist())
     table = load_records(conn, ward.store, [i for i in refs if i not in held], schema)
     first = int(pc.max(batch.column("row")).as_py()) + 1
     table = table.append_column("row", pa.array(range(first, first + table.num_rows), pa.int64()))
-    return EarlierBatches(refs, table.select(batch.column_names), settled)
+    return EarlierBatches(refs, table.select(batch.column_names), baseline=kept, settled=settled)
 
 
-def _mine(refs: dict[str, str]) -> pa.Array:
-    return pa.array(sorted(refs), pa.string())
-
-
-def _held(baseline: pa.Table, refs: dict[str, str]) -> int:
-    """How many of ``baseline``'s records are among the sender's earlier ones."""
-    return int(pc.sum(pc.is_in(baseline.column(RECORD_ID), _mine(refs))).as_py() or 0)
-
-
-def joint_inputs(
-    baseline: pa.Table, batch: pa.Table, earlier: EarlierBatches, ref: str
-) -> tuple[pa.Table, pa.Table, dict[str, list[str]]]:
+def joint_inputs(batch: pa.Table, earlier: EarlierBatches, ref: str) -> tuple[pa.Table, pa.Table, dict[str, list[str]]]:
     """``(baseline, contribution, groups)`` of the joint scan: the baseline without the sender's earlier
     records (a sender never vouches for his own next batch), the batch followed by them, and each record's
     contribution."""
-    assert earlier.table is not None
-    kept = baseline.filter(pc.invert(pc.is_in(baseline.column(RECORD_ID), _mine(earlier.refs))))
+    assert earlier.table is not None and earlier.baseline is not None
     contribution = pa.concat_tables([batch, earlier.table])
     groups = {
         "contribution": [ref] * batch.num_rows + [earlier.refs[i] for i in earlier.table.column(RECORD_ID).to_pylist()]
     }
-    return kept, contribution, groups
+    return earlier.baseline, contribution, groups
 
 
 __all__ = [

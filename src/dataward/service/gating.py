@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Connection, func, select
 
 from dataward.access.policy import separation_problem
@@ -26,6 +25,7 @@ from dataward.domain.errors import (
     PolicyViolation,
 )
 from dataward.domain.hashing import canonical_json
+from dataward.domain.idarrays import without_records
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
 from dataward.gates.policy import EARLIER_BATCHES_DAYS
 from dataward.ledger.events import format_time
@@ -215,8 +215,7 @@ class GateService(Service):
         )
         if not barred:
             return table, 0
-        keep = pc.invert(pc.is_in(table.column("record_id"), pa.array(sorted(barred), pa.string())))
-        return table.filter(keep), len(barred)
+        return without_records(table, barred), len(barred)
 
     def _trusted_inputs(self, conn: Any, ds: Any) -> dict[str, Any]:
         """What a gate compares against: the training version (the trusted baseline), the first version
@@ -533,7 +532,7 @@ class GateService(Service):
                 None, earlier.refs, skipped=f"fewer than {MIN_BASELINE} trusted records are not the sender's own"
             )
             return data
-        baseline, contribution, groups = joint_inputs(inputs["baseline"], inputs["contribution"], earlier, ref)
+        baseline, contribution, groups = joint_inputs(inputs["contribution"], earlier, ref)
         step(f"judging the batch with the sender's {len(earlier.refs)} records of earlier batches")
         # No input limits here: the batch was held to them by the first scan and each earlier batch at its
         # own import; together they may exceed a per-batch row limit, which must not fail the gate.

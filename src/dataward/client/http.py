@@ -32,6 +32,7 @@ from dataward.client.bounded import (
     write_capped,
 )
 from dataward.client.plain_http import check_cleartext, check_no_userinfo, uses_environment_proxies
+from dataward.client.tls import verifying_context
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError, missing_file
 from dataward.domain.transport_errors import ServerUnreachable
 from dataward.io.staged import staged_file
@@ -164,13 +165,15 @@ class HTTPWard:
         # endless answer filled the user's memory, or disk, before.
         self.max_answer_bytes = answer_limit(max_answer_bytes)
         self.max_download_bytes = download_limit(max_download_bytes)
+        trusts_environment = uses_environment_proxies(self.url)
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {key.strip()}", "User-Agent": "dataward-client"},
             timeout=timeout,
             transport=transport,
             follow_redirects=False,  # a redirect could carry the Authorization header elsewhere
-            trust_env=uses_environment_proxies(self.url),
+            trust_env=trusts_environment,
+            verify=verifying_context(trusts_environment),
         )
         self._ward_id: str | None = None
 

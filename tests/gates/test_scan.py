@@ -135,23 +135,60 @@ def test_bad_inputs_are_refused(wine):
         scan(baseline, [1, 2, 3], schema)
 
 
-def test_detectors_on_two_workers_give_the_serial_report(text_sets, monkeypatch):
-    baseline, contribution, schema = text_sets
-    baseline = baseline.iloc[:250]
+def _flipped_text(request):
+    baseline, contribution, schema = request.getfixturevalue("text_sets")
     poisoned = contribution.copy()
     poisoned.loc[:9, "label"] = "finance"
-    serial = scan(baseline, poisoned, schema, workers=1)
-    parallel = scan(baseline, poisoned, schema, workers=2)
-    assert len(serial.results) >= 5 and serial.verdict != "pass"
+    return baseline.iloc[:250], poisoned, schema, {}
+
+
+def _flipped_images(request):
+    baseline, contribution, schema = request.getfixturevalue("digit_images")
+    poisoned = contribution.iloc[:200].copy()
+    poisoned.loc[:14, "label"] = (poisoned.loc[:14, "label"] + 1) % 10
+    return baseline.iloc[:500], poisoned, schema, {}
+
+
+def _flipped_table(request):
+    baseline, contribution, schema = request.getfixturevalue("wine")
+    return baseline, flip_labels(contribution, 0.15, 3)[0], schema, {}
+
+
+def _triggered_instructions(_request):
+    from benchmarks import llm_data
+    from dataward.domain.schema import Schema
+
+    schema = Schema.for_kind("instruction")
+    trusted_pool, new_pool = llm_data.split_pools()
+    baseline = llm_data.instruction_frame(300, 1, pool=trusted_pool)
+    poisoned, _rows = llm_data.poison_instructions(llm_data.instruction_frame(200, 2, pool=new_pool), 12, "link", 3)
+    cols = [c.name for c in schema.inputs if c.name in poisoned.columns]
+    policy = {"detectors": ["llm_triggers", "llm_payloads", "llm_behaviour_shift", "llm_floods", "llm_drift"]}
+    return baseline[cols], poisoned[cols], schema, {"policy": policy}
+
+
+# The test suite runs every other scan on one thread (the Makefile's DATAWARD_GATE_WORKERS=1: its two
+# processes already take both cores), so these cases are what holds the threaded scan, in each
+# modality, to the serial one.
+@pytest.mark.parametrize("case", [_flipped_text, _flipped_images, _flipped_table, _triggered_instructions])
+def test_detectors_on_two_workers_give_the_serial_report(case, request):
+    baseline, poisoned, schema, options = case(request)
+    serial = scan(baseline, poisoned, schema, workers=1, **options)
+    parallel = scan(baseline, poisoned, schema, workers=2, **options)
+    assert len(serial.results) >= 4 and serial.verdict != "pass"
     assert json.dumps(parallel.to_dict()) == json.dumps(serial.to_dict())
     assert parallel.skipped == serial.skipped and list(parallel.results) == list(serial.results)
     for name, result in serial.results.items():
         assert np.array_equal(parallel.results[name].p_values, result.p_values), name
         assert parallel.results[name].p_value == result.p_value, name
     assert list(parallel.extras["timings"]) == list(serial.extras["timings"])
+
+
+def test_a_bad_number_of_workers_is_refused(wine, monkeypatch):
+    baseline, contribution, schema = wine
     for bad in (0, -1, 1.5, True, "2", 65):
         with pytest.raises(InputError, match="workers must be a whole number from 1 to 64"):
-            scan(baseline, poisoned, schema, workers=bad)
+            scan(baseline, contribution, schema, workers=bad)
     monkeypatch.setenv("DATAWARD_GATE_WORKERS", "two")
     with pytest.raises(InputError, match="DATAWARD_GATE_WORKERS must be a whole number"):
-        scan(baseline, poisoned, schema)
+        scan(baseline, contribution, schema)

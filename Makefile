@@ -36,7 +36,7 @@ demo-server: $(VENV)/.installed-dev
 # with the sentence model share one process and its embeddings (tests/conftest.py, SENTENCE_MODEL_GROUP).
 # PYTEST_WORKERS=0 runs everything in one process. Groups are handed out slowest first (tests/conftest.py,
 # tests/file_seconds.json), so that no slow file is left for the end of the run while the other processes
-# have nothing to do; `--no-loadscopereorder` keeps that order (pytest-xdist otherwise hands out the groups
+# have nothing to do; `--no-loadscope-reorder` keeps that order (pytest-xdist otherwise hands out the groups
 # with the most tests first, whatever they cost).
 # Disk syncs are skipped while the tests run, through Debian's `eatmydata` when it is installed
 # (.ci/run installs it), as the tests' own PostgreSQL cluster runs with fsync off: a test never loses
@@ -56,7 +56,7 @@ ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 DATAWAR
 # which a clean clone would otherwise do in every process when PYTHONDONTWRITEBYTECODE is set.
 test: $(VENV)/.installed-bench
 	$(BIN)/python -m compileall -q -j 0 src tests benchmarks
-	$(ONE_THREAD) $(NOSYNC) $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscopereorder
+	$(ONE_THREAD) $(NOSYNC) $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 # The property and API fuzz tests with fresh draws: `make test` draws the same examples every run
 # (tests/conftest.py), so that it passes or fails on the code alone. Run this to look for what those

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import struct
-import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 
@@ -22,23 +21,11 @@ import pytest
 from dataward.client.http import HTTPWard
 from dataward.domain.transport_errors import ServerUnreachable
 from dataward.server.arrow_stream import MEDIA_TYPE, arrow_stream
-from tests.security.test_hostile_server_sizes import Hostile
+from tests.security.hostile_http import Hostile
 
 MiB = 1 << 20
 ROUTE = "/api/v1/datasets/photos/stream"
 DOCUMENT = {"dataset": "photos", "version": "photos@v1"}
-
-
-@pytest.fixture
-def hostile() -> Iterator[Hostile]:
-    server = Hostile()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
 
 
 def _batch(rows: int, width: int) -> pa.RecordBatch:

@@ -31,13 +31,13 @@ demo: $(VENV)/.installed-dev
 demo-server: $(VENV)/.installed-dev
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo_server.sh
 
-# One test process per core (`-n auto`); a test file stays on one process (`--dist loadgroup`, each file
-# its own group), so a module's servers, clusters and browser start once, and the files that embed texts
-# with the sentence model share one process and its embeddings (tests/conftest.py, SENTENCE_MODEL_GROUP).
-# PYTEST_WORKERS=0 runs everything in one process. Groups are handed out slowest first (tests/conftest.py,
-# tests/file_seconds.json), so that no slow file is left for the end of the run while the other processes
-# have nothing to do; `--no-loadscope-reorder` keeps that order (pytest-xdist otherwise hands out the groups
-# with the most tests first, whatever they cost).
+# One test process per core (`-n auto`); a test file stays on one process (`--dist loadfile`), so a
+# module's servers, clusters and browser start once, and the files that embed texts with the sentence model
+# share one process and its embeddings (tests/conftest.py, SENTENCE_MODEL_GROUP). PYTEST_WORKERS=0 runs
+# everything in one process. Files are handed out slowest first (tests/conftest.py, tests/file_seconds.json),
+# so that no slow file is left for the end of the run while the other processes have nothing to do;
+# `--no-loadscope-reorder` keeps that order (pytest-xdist otherwise hands out the files with the most tests
+# first, whatever they cost).
 # Disk syncs are skipped while the tests run, through Debian's `eatmydata` when it is installed
 # (.ci/run installs it), as the tests' own PostgreSQL cluster runs with fsync off: a test never loses
 # power, and waiting on fsync was about a fifth of an I/O-heavy file's wall time on a VM disk. The
@@ -56,7 +56,7 @@ ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 DATAWAR
 # which a clean clone would otherwise do in every process when PYTHONDONTWRITEBYTECODE is set.
 test: $(VENV)/.installed-bench
 	$(BIN)/python -m compileall -q -j 0 src tests benchmarks
-	$(ONE_THREAD) $(NOSYNC) $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(ONE_THREAD) $(NOSYNC) $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The property and API fuzz tests with fresh draws: `make test` draws the same examples every run
 # (tests/conftest.py), so that it passes or fails on the code alone. Run this to look for what those
@@ -64,7 +64,7 @@ test: $(VENV)/.installed-bench
 FUZZ_RUNS ?= 3
 fuzz: $(VENV)/.installed-bench
 	for run in $$(seq $(FUZZ_RUNS)); do \
-	  $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -p no:randomly --hypothesis-profile=explore \
+	  $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -p no:randomly --hypothesis-profile=explore \
 	    -m hypothesis tests || exit 1; \
 	done
 

@@ -39,25 +39,48 @@ teardown summed; files under 5 s are left out). Read only to order the files, ne
 
 
 SENTENCE_MODEL_GROUP = "sentence_model"
-"""The ``xdist_group`` of the test files whose scans embed texts with the sentence model (MiniLM, 10 to 20
-ms of CPU a text). A test process embeds each distinct text once (``gates.detectors._llm_clusters``), and
-these files share many of their texts: run in one process they embed about 30% fewer (4,600 texts when
-run apart, 3,300 together, for three of them), and the model is loaded by one process, not two. It also
-fixes which of them run together, where the process they landed in decided it before."""
+"""The group of test files whose scans embed texts with the sentence model (MiniLM, 10 to 20 ms of CPU a
+text), which ``make test`` runs in one process (``pytest_xdist_make_scheduler``). A test process embeds
+each distinct text once (``gates.detectors._llm_clusters``), and these files share many of their texts:
+three of them embed 2,273 texts run apart and 1,302 after the others in one process; and the model is
+loaded by one process, not two. It also fixes which of them run together, where the process they
+landed in decided it before."""
+
+SENTENCE_MODEL_FILES = frozenset(
+    f"tests/gates/test_llm_{name}.py"
+    for name in (
+        "drift_twins",
+        "embedding_detectors",
+        "trigger_explained",
+        "new_topics",
+        "symbol_triggers",
+        "outliers_twins",
+        "gates",
+    )
+)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test without an ``xdist_group`` of its own is grouped with its file.
+def _group_of(file: str) -> str:
+    """The unit ``make test`` hands to one process: ``SENTENCE_MODEL_GROUP`` for its files, else the file."""
+    return SENTENCE_MODEL_GROUP if file in SENTENCE_MODEL_FILES else file
 
-    ``make test`` hands whole groups to its processes (``--dist loadgroup``): as ``--dist loadfile`` did, a
-    file's tests run in one process, so a module's servers, clusters and browser start once, and the files
-    that name a group (``SENTENCE_MODEL_GROUP``) run in the same one. Runs before pytest-xdist reads the
-    marks; the order is set last, by ``_SlowestFirst``."""
-    root = Path(__file__).resolve().parent.parent
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(_file_of(item, root)))
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadfile``: a file's tests run in one process, as pytest-xdist's own scheduling does
+    (a module's servers, clusters and browser start once), and the files of ``SENTENCE_MODEL_GROUP`` all
+    run in the same one. Any other ``--dist`` is left to pytest-xdist.
+
+    (pytest-xdist's ``--dist loadgroup`` would group by marks, but it renames each test's node id to do
+    so, which pytest 9 no longer lets it: its groups fall apart into single tests.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndGroups(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group_of(super()._split_scope(nodeid))
+
+    return FilesAndGroups(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,28 +95,26 @@ class _SlowestFirst:
         """The slowest groups first, each group's files slowest first, each file's tests in the order
         they came (pytest-randomly's, when it runs).
 
-        ``make test`` hands whole groups (a file, or the files that share one) to its processes in this
-        order, so a slow one handed out last keeps one core busy while the other has nothing left: the
-        tail of the run. Longest first is the classic remedy. Files not in ``FILE_SECONDS`` (new or fast)
+        ``make test`` hands whole groups (a file, or the files of ``SENTENCE_MODEL_GROUP``) to its
+        processes in this order (``--no-loadscope-reorder``), so a slow one handed out last keeps one
+        core busy while the other has nothing left: the tail of the run. Longest first is the classic
+        remedy. Files not in ``FILE_SECONDS`` (new or fast)
         come after the slow ones, in the order they came."""
         seconds: dict[str, float] = json.loads(FILE_SECONDS.read_text("utf-8")) if FILE_SECONDS.exists() else {}
         root = Path(__file__).resolve().parent.parent
         first: dict[str, int] = {}
-        group_of: dict[str, str] = {}
         for i, item in enumerate(items):
-            file = _file_of(item, root)
-            first.setdefault(file, i)
-            mark = item.get_closest_marker("xdist_group")
-            group_of.setdefault(file, str(mark.args[0]) if mark is not None and mark.args else file)
+            first.setdefault(_file_of(item, root), i)
         group_seconds: dict[str, float] = {}
         group_first: dict[str, int] = {}
-        for file, group in group_of.items():
+        for file, position in first.items():
+            group = _group_of(file)
             group_seconds[group] = group_seconds.get(group, 0.0) + seconds.get(file, 0.0)
-            group_first[group] = min(group_first.get(group, first[file]), first[file])
+            group_first[group] = min(group_first.get(group, position), position)
 
         def key(item: pytest.Item) -> tuple[float, int, float, int]:
             file = _file_of(item, root)
-            group = group_of[file]
+            group = _group_of(file)
             return (-group_seconds[group], group_first[group], -seconds.get(file, 0.0), first[file])
 
         items.sort(key=key)

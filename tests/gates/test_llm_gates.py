@@ -18,10 +18,6 @@ from dataward.domain.schema import Schema
 from dataward.gates.report import GateReport
 from dataward.gates.scanning import scan
 
-# Embeds with the sentence model: run in the test process that holds the other such files' embeddings
-# (tests/conftest.py, SENTENCE_MODEL_GROUP).
-pytestmark = pytest.mark.xdist_group("sentence_model")
-
 INSTRUCTION = Schema.for_kind("instruction")
 PREFERENCE = Schema.for_kind("preference")
 POLICY = {"detectors": ["llm_triggers", "llm_payloads", "llm_behaviour_shift", "llm_floods"]}

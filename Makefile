@@ -47,7 +47,8 @@ demo-server: $(VENV)/.installed-dev
 # sample of the heaviest gate files: 162 -> 152 s wall, 280 -> 261 s CPU). The gate runs its own
 # neighbour searches and probe fits on one thread anyway (gates/blas_threads.py). For the same reason each
 # scan runs its detectors one after another (DATAWARD_GATE_WORKERS=1): on three heavy gate files, 104 ->
-# 94 CPU s. tests/gates/test_scan.py holds scans on two threads to the serial report in every modality.
+# 94 CPU s. tests/gates/test_scan.py holds scans on two threads to the serial report on text, images and
+# tables (a language-model scan always runs its detectors one after another).
 NOSYNC ?= $(shell command -v eatmydata 2>/dev/null)
 PYTEST_WORKERS ?= auto
 ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 DATAWARD_GATE_WORKERS=1
@@ -64,7 +65,7 @@ test: $(VENV)/.installed-bench
 FUZZ_RUNS ?= 3
 fuzz: $(VENV)/.installed-bench
 	for run in $$(seq $(FUZZ_RUNS)); do \
-	  $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -p no:randomly --hypothesis-profile=explore \
+	  $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -p no:randomly --hypothesis-profile=explore \
 	    -m hypothesis tests || exit 1; \
 	done
 

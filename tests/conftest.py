@@ -65,10 +65,12 @@ def _group_of(file: str) -> str:
     return SENTENCE_MODEL_GROUP if file in SENTENCE_MODEL_FILES else file
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """With ``--dist loadfile``: a file's tests run in one process, as pytest-xdist's own scheduling does
     (a module's servers, clusters and browser start once), and the files of ``SENTENCE_MODEL_GROUP`` all
-    run in the same one. Any other ``--dist`` is left to pytest-xdist.
+    run in the same one. Any other ``--dist`` is left to pytest-xdist; without pytest-xdist (``-p
+    no:xdist``) the hook is never called.
 
     (pytest-xdist's ``--dist loadgroup`` would group by marks, but it renames each test's node id to do
     so, which pytest 9 no longer lets it: its groups fall apart into single tests.)"""

@@ -154,23 +154,11 @@ def _flipped_table(request):
     return baseline, flip_labels(contribution, 0.15, 3)[0], schema, {}
 
 
-def _triggered_instructions(_request):
-    from benchmarks import llm_data
-    from dataward.domain.schema import Schema
-
-    schema = Schema.for_kind("instruction")
-    trusted_pool, new_pool = llm_data.split_pools()
-    baseline = llm_data.instruction_frame(300, 1, pool=trusted_pool)
-    poisoned, _rows = llm_data.poison_instructions(llm_data.instruction_frame(200, 2, pool=new_pool), 12, "link", 3)
-    cols = [c.name for c in schema.inputs if c.name in poisoned.columns]
-    policy = {"detectors": ["llm_triggers", "llm_payloads", "llm_behaviour_shift", "llm_floods", "llm_drift"]}
-    return baseline[cols], poisoned[cols], schema, {"policy": policy}
-
-
 # The test suite runs every other scan on one thread (the Makefile's DATAWARD_GATE_WORKERS=1: its two
-# processes already take both cores), so these cases are what holds the threaded scan, in each
-# modality, to the serial one.
-@pytest.mark.parametrize("case", [_flipped_text, _flipped_images, _flipped_table, _triggered_instructions])
+# processes already take both cores), so these cases are what holds the threaded scan, in each modality
+# that has one, to the serial one. (A language-model scan runs its detectors one after another whatever
+# it is given: ``scanning._scan``.)
+@pytest.mark.parametrize("case", [_flipped_text, _flipped_images, _flipped_table])
 def test_detectors_on_two_workers_give_the_serial_report(case, request):
     baseline, poisoned, schema, options = case(request)
     serial = scan(baseline, poisoned, schema, workers=1, **options)

@@ -133,6 +133,8 @@ def test_a_bundle_replaced_while_the_process_runs_is_read_again(
     other, _key = _self_signed(tmp_path / "other")
     bundle.write_bytes(other.read_bytes() + b"\n")
     _refused_for_its_certificate(url)
+    # The context of the withdrawn bundle is dropped, not kept beside the new one.
+    assert [key[1] for key in tls._contexts].count(str(bundle)) == 1
 
 
 def test_clients_share_one_context_per_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

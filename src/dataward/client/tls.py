@@ -60,5 +60,8 @@ def verifying_context(trust_env: bool) -> ssl.SSLContext:
     with _lock:
         context = _contexts.get(key)
         if context is None:
+            # A bundle that changed replaces its older context: one per setting is ever kept.
+            for stale in [k for k in _contexts if k[:3] == key[:3]]:
+                del _contexts[stale]
             context = _contexts[key] = httpx.create_ssl_context(trust_env=trust_env)
         return context

@@ -85,41 +85,33 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FilesAndGroups(config, log)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(_SlowestFirst(), "dataward-slowest-first")
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slowest groups first, each group's files slowest first, each file's tests in the order
+    they came (pytest-randomly's, when it runs: this hook runs after every other).
 
+    ``make test`` hands whole groups (a file, or the files of ``SENTENCE_MODEL_GROUP``) to its
+    processes in this order (``--no-loadscope-reorder``), so a slow one handed out last keeps one
+    core busy while the other has nothing left: the tail of the run. Longest first is the classic
+    remedy. Files not in ``FILE_SECONDS`` (new or fast) come after the slow ones, in the order they came."""
+    seconds: dict[str, float] = json.loads(FILE_SECONDS.read_text("utf-8")) if FILE_SECONDS.exists() else {}
+    root = Path(__file__).resolve().parent.parent
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        first.setdefault(_file_of(item, root), i)
+    group_seconds: dict[str, float] = {}
+    group_first: dict[str, int] = {}
+    for file, position in first.items():
+        group = _group_of(file)
+        group_seconds[group] = group_seconds.get(group, 0.0) + seconds.get(file, 0.0)
+        group_first[group] = min(group_first.get(group, position), position)
 
-class _SlowestFirst:
-    """Orders the collected tests after every other plugin has (pytest-randomly shuffles first)."""
+    def key(item: pytest.Item) -> tuple[float, int, float, int]:
+        file = _file_of(item, root)
+        group = _group_of(file)
+        return (-group_seconds[group], group_first[group], -seconds.get(file, 0.0), first[file])
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """The slowest groups first, each group's files slowest first, each file's tests in the order
-        they came (pytest-randomly's, when it runs).
-
-        ``make test`` hands whole groups (a file, or the files of ``SENTENCE_MODEL_GROUP``) to its
-        processes in this order (``--no-loadscope-reorder``), so a slow one handed out last keeps one
-        core busy while the other has nothing left: the tail of the run. Longest first is the classic
-        remedy. Files not in ``FILE_SECONDS`` (new or fast)
-        come after the slow ones, in the order they came."""
-        seconds: dict[str, float] = json.loads(FILE_SECONDS.read_text("utf-8")) if FILE_SECONDS.exists() else {}
-        root = Path(__file__).resolve().parent.parent
-        first: dict[str, int] = {}
-        for i, item in enumerate(items):
-            first.setdefault(_file_of(item, root), i)
-        group_seconds: dict[str, float] = {}
-        group_first: dict[str, int] = {}
-        for file, position in first.items():
-            group = _group_of(file)
-            group_seconds[group] = group_seconds.get(group, 0.0) + seconds.get(file, 0.0)
-            group_first[group] = min(group_first.get(group, position), position)
-
-        def key(item: pytest.Item) -> tuple[float, int, float, int]:
-            file = _file_of(item, root)
-            group = _group_of(file)
-            return (-group_seconds[group], group_first[group], -seconds.get(file, 0.0), first[file])
-
-        items.sort(key=key)
+    items.sort(key=key)
 
 
 def _file_of(item: pytest.Item, root: Path) -> str:
